@@ -1,0 +1,52 @@
+"""Lazy loader for the compiled module ``diffpose_fast_native``.
+
+The compiled module is installed as its own top-level module beside the package, so that a test run which
+imports the checkout's ``diffpose_fast/`` (which holds no compiled code) still finds the installed build.
+The first import failure is cached and reported by every later call, with what to reinstall.
+"""
+from __future__ import annotations
+
+import functools
+from types import ModuleType
+
+# Bumped whenever the Python side starts relying on a new or changed native signature.
+EXPECTED_ABI_VERSION = 1
+MODULE_NAME = "diffpose_fast_native"
+
+
+class NativeModuleError(ImportError):
+    """The compiled module is missing, broken, or from another version of the package."""
+
+
+@functools.lru_cache(maxsize=None)
+def _load() -> tuple[ModuleType | None, str | None]:
+    try:
+        import importlib
+
+        module = importlib.import_module(MODULE_NAME)
+    except ImportError as exc:  # not built, or built for another Python
+        return None, (f"native module {MODULE_NAME!r} could not be imported ({exc}); "
+                      "reinstall with `pip install .` from the repository root")
+    abi = getattr(module, "ABI_VERSION", None)
+    if abi != EXPECTED_ABI_VERSION:
+        return None, (f"native module {MODULE_NAME!r} has ABI version {abi}, this package expects "
+                      f"{EXPECTED_ABI_VERSION}; the installed build is stale: reinstall with `pip install .`")
+    return module, None
+
+
+def native_module() -> ModuleType:
+    """The compiled module; raises NativeModuleError with the reason when it cannot be used."""
+    module, reason = _load()
+    if module is None:
+        raise NativeModuleError(reason)
+    return module
+
+
+def native_unavailable_reason() -> str | None:
+    """None when the compiled module is usable, else why not."""
+    return _load()[1]
+
+
+def cuda_compiled() -> bool:
+    module, _ = _load()
+    return bool(module is not None and module.build_info().get("cuda_compiled", False))

@@ -1,0 +1,63 @@
+"""Backend selection with reasons, not booleans.
+
+Each op registers its backends in order of preference as ``(name, why_not)`` pairs, where
+``why_not(**inputs) -> list[str]`` lists every reason the backend cannot run these inputs (empty: it can).
+
+- ``backend="auto"`` takes the first backend with no reasons.
+- An explicit backend with reasons raises ``BackendUnavailableError`` listing them: never a silent fallback.
+- ``DIFFPOSE_FAST_BACKEND=<name>`` in the environment, or ``with force_backend("<name>"):``, turns every
+  ``auto`` choice into that explicit choice (for debugging and for tests that must exercise one backend).
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+from typing import Callable, Iterator, Sequence
+
+WhyNot = Callable[..., list]
+
+_forced: contextvars.ContextVar[str | None] = contextvars.ContextVar("diffpose_fast_forced_backend", default=None)
+ENV_VAR = "DIFFPOSE_FAST_BACKEND"
+
+
+class BackendUnavailableError(NotImplementedError):
+    """No backend (or not the requested one) can run these inputs; the message lists every reason."""
+
+
+@contextlib.contextmanager
+def force_backend(name: str | None) -> Iterator[None]:
+    """Within the block, every op called with ``backend="auto"`` uses backend ``name`` (None: no forcing)."""
+    token = _forced.set(name)
+    try:
+        yield
+    finally:
+        _forced.reset(token)
+
+
+def select_backend(op: str, requested: str, backends: Sequence[tuple[str, WhyNot]], **inputs) -> str:
+    """Pick the backend for one call of ``op``; see the module docstring for the rules."""
+    names = [name for name, _ in backends]
+    if not isinstance(requested, str):
+        raise TypeError(f"{op}: backend must be a string, one of {['auto', *names]}, got {type(requested).__name__}")
+    if requested == "auto":
+        requested = _forced.get() or os.environ.get(ENV_VAR) or "auto"
+    if requested != "auto" and requested not in names:
+        raise ValueError(f"{op}: unknown backend {requested!r}; expected one of {['auto', *names]}")
+
+    reasons: dict[str, list] = {}
+    for name, why_not in backends:
+        if requested != "auto" and name != requested:
+            continue
+        reasons[name] = list(why_not(**inputs))
+        if not reasons[name]:
+            return name
+    detail = "; ".join(f"{name}: {', '.join(r)}" for name, r in reasons.items())
+    if requested == "auto":
+        raise BackendUnavailableError(f"{op}: no backend can run these inputs ({detail})")
+    raise BackendUnavailableError(f"{op}: backend {requested!r} cannot run these inputs ({detail})")
+
+
+def backend_reasons(backends: Sequence[tuple[str, WhyNot]], **inputs) -> dict[str, list]:
+    """Every backend's reasons for these inputs (empty list: it can run). For reports and tests."""
+    return {name: list(why_not(**inputs)) for name, why_not in backends}

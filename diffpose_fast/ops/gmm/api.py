@@ -1,0 +1,295 @@
+"""Public batched GMM ops: ``em_fit``, ``gmm_sample``, ``gmm_log_prob``.
+
+Validation happens here, once, with messages that name the argument; the backends assume valid inputs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Union
+
+import torch
+
+from .._dispatch import select_backend
+from . import reference
+
+COVARIANCE_TYPES = ("full", "diag")
+INIT_METHODS = ("kmeans++", "random")
+
+
+@dataclasses.dataclass(frozen=True)
+class GMMFit:
+    """B fitted Gaussian mixtures of M components in D dimensions.
+
+    weights [B, M] (rows sum to 1), means [B, M, D], covariances [B, M, D, D] (``full``) or [B, M, D] (``diag``,
+    the variances), log_likelihood [B] (mean log-density of the fitted samples, as scikit-learn's ``score``),
+    n_iter [B] (EM iterations run), converged [B] (stopped on ``tol`` before ``max_iter``), and the backend used.
+    """
+
+    weights: torch.Tensor
+    means: torch.Tensor
+    covariances: torch.Tensor
+    log_likelihood: torch.Tensor
+    n_iter: torch.Tensor
+    converged: torch.Tensor
+    covariance_type: str
+    backend: str = "reference"
+
+    @property
+    def num_components(self) -> int:
+        return self.weights.shape[1]
+
+    @property
+    def dim(self) -> int:
+        return self.means.shape[2]
+
+    def sample(self, num_samples: int, generator: torch.Generator | None = None):
+        return gmm_sample(self, num_samples, generator)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return gmm_log_prob(self, x)
+
+    def cholesky(self) -> torch.Tensor:
+        """Per-component factors: lower Cholesky [B, M, D, D] (full) or standard deviations [B, M, D] (diag)."""
+        if self.covariance_type == "diag":
+            return self.covariances.sqrt()
+        return reference.safe_cholesky(self.covariances, 0.0)
+
+
+# ----------------------------------------------------------------------------------------------- validation
+
+def _check_tensor(name: str, value, op: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(value).__name__}")
+    if not value.is_floating_point():
+        raise TypeError(f"{op}: {name} must be a floating-point tensor (float32 or float64), got {value.dtype}")
+    return value
+
+
+def _check_finite(name: str, value: torch.Tensor, op: str) -> None:
+    if not bool(torch.isfinite(value).all()):
+        bad = int((~torch.isfinite(value)).sum())
+        raise ValueError(f"{op}: {name} must be finite, got {bad} NaN/inf value(s)")
+
+
+def _check_int(name: str, value, op: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{op}: {name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _check_nonneg_float(name: str, value, op: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{op}: {name} must be a float, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{op}: {name} must be a finite number >= 0, got {value}")
+    return float(value)
+
+
+# --------------------------------------------------------------------------------------- initialisation
+
+def _hard_assignment(samples: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """One-hot responsibilities [B, n, M] assigning each sample to its nearest centre (ties: lowest index)."""
+    dist = torch.cdist(samples, centres)  # [B, n, M]
+    labels = dist.argmin(-1)
+    return torch.nn.functional.one_hot(labels, centres.shape[1]).to(samples.dtype)
+
+
+def kmeans_plusplus_centres(samples: torch.Tensor, num_components: int,
+                            generator: torch.Generator | None) -> torch.Tensor:
+    """k-means++ seeding (D^2 sampling) for every mixture at once: centres [B, M, D] drawn from the samples.
+
+    When all remaining squared distances are zero (e.g. all samples identical), the next centre is drawn
+    uniformly instead, so identical samples are handled without dividing by zero.
+    """
+    b, n, _ = samples.shape
+    rows = torch.arange(b, device=samples.device)
+    first = torch.randint(n, (b,), generator=generator, device=generator.device if generator else "cpu")
+    centres = [samples[rows, first.to(samples.device)]]
+    d2 = ((samples - centres[0][:, None, :]) ** 2).sum(-1)  # [B, n]
+    for _ in range(1, num_components):
+        total = d2.sum(-1, keepdim=True)
+        probs = torch.where(total > 0, d2 / torch.where(total > 0, total, 1.0), torch.full_like(d2, 1.0 / n))
+        pick = torch.multinomial(probs.to("cpu", torch.float64), 1, generator=generator).squeeze(1)
+        centre = samples[rows, pick.to(samples.device)]
+        centres.append(centre)
+        d2 = torch.minimum(d2, ((samples - centre[:, None, :]) ** 2).sum(-1))
+    return torch.stack(centres, 1)
+
+
+def initial_responsibilities(samples: torch.Tensor, num_components: int, init, init_resp,
+                             generator: torch.Generator | None, op: str = "em_fit") -> torch.Tensor:
+    """Responsibilities [B, n, M] to start EM from, validated (see ``em_fit``)."""
+    b, n, d = samples.shape
+    m = num_components
+    if init_resp is not None:
+        init_resp = _check_tensor("init_resp", init_resp, op)
+        if tuple(init_resp.shape) != (b, n, m):
+            raise ValueError(f"{op}: init_resp must have shape [B, n, M] = {[b, n, m]}, got {list(init_resp.shape)}")
+        _check_finite("init_resp", init_resp, op)
+        if bool((init_resp < 0).any()) or not torch.allclose(init_resp.sum(-1).double(),
+                                                              torch.ones((b, n), dtype=torch.float64,
+                                                                         device=init_resp.device), atol=1e-5):
+            raise ValueError(f"{op}: init_resp must be non-negative with rows summing to 1 over the M components")
+        return init_resp.to(device=samples.device, dtype=samples.dtype)
+    if isinstance(init, torch.Tensor):
+        means = _check_tensor("init", init, op)
+        if tuple(means.shape) != (b, m, d):
+            raise ValueError(f"{op}: init given as means must have shape [B, M, D] = {[b, m, d]}, got {list(means.shape)}")
+        _check_finite("init", means, op)
+        return _hard_assignment(samples, means.to(device=samples.device, dtype=samples.dtype))
+    if init == "kmeans++":
+        return _hard_assignment(samples, kmeans_plusplus_centres(samples, m, generator))
+    if init == "random":
+        # scikit-learn's "random": uniform draws normalised over components.
+        r = torch.rand((b, n, m), generator=generator, dtype=torch.float64)
+        return (r / r.sum(-1, keepdim=True)).to(device=samples.device, dtype=samples.dtype)
+    raise ValueError(f"{op}: init must be one of {list(INIT_METHODS)} or a means tensor [B, M, D], got {init!r}")
+
+
+def regularisation(samples: torch.Tensor, reg_covar: float, reg_covar_mode: str) -> torch.Tensor:
+    """Per-mixture diagonal regulariser [B] (float64 for precision, cast by the backends).
+
+    ``absolute``: reg_covar as is (scikit-learn's meaning). ``relative``: reg_covar times the mixture's data
+    scale, the mean per-dimension variance of its samples; when that is zero (all samples identical) the mean
+    squared value is used, and 1 when that is zero too, so the covariances stay positive definite.
+    """
+    b = samples.shape[0]
+    if reg_covar_mode == "absolute":
+        return torch.full((b,), reg_covar, dtype=torch.float64, device=samples.device)
+    x = samples.double()
+    scale = x.var(dim=1, unbiased=False).mean(-1) if samples.shape[1] > 1 else torch.zeros(b, dtype=torch.float64,
+                                                                                          device=samples.device)
+    fallback = (x * x).mean(dim=(1, 2))
+    scale = torch.where(scale > 0, scale, torch.where(fallback > 0, fallback, torch.ones_like(fallback)))
+    return reg_covar * scale
+
+
+# ------------------------------------------------------------------------------------------------ backends
+
+def _reference_why_not(samples: torch.Tensor, num_components: int, covariance: str) -> list:
+    return []
+
+
+def _native_why_not(samples: torch.Tensor, num_components: int, covariance: str) -> list:
+    try:
+        from . import native
+    except ImportError as exc:
+        return [f"native wrapper unavailable: {exc}"]
+    return native.why_not(samples, num_components, covariance)
+
+
+_BACKENDS = (("native", _native_why_not), ("reference", _reference_why_not))
+
+
+def _backend_module(name: str):
+    if name == "native":
+        from . import native
+
+        return native
+    return reference
+
+
+def em_fit(samples: torch.Tensor, num_components: int = 5, *, covariance: str = "full", max_iter: int = 100,
+           tol: float = 1e-3, reg_covar: float = 1e-6, reg_covar_mode: str = "absolute",
+           init: Union[str, torch.Tensor] = "kmeans++", init_resp: torch.Tensor | None = None,
+           generator: torch.Generator | None = None, backend: str = "auto") -> GMMFit:
+    """Fit B independent Gaussian mixtures by EM (paper Eq. 6), one per row of ``samples``.
+
+    Args:
+        samples: [B, n, D] float32/float64, finite, n >= num_components (e.g. N_GMM poses drawn from H_K per
+            training sample: D = 48 whole-pose, or D = 3 per joint with B = batch x joints).
+        num_components: M >= 1.
+        covariance: "full" ([B, M, D, D]) or "diag" ([B, M, D]).
+        max_iter: EM iterations at most (>= 0; 0 returns the initial M step).
+        tol: stop a mixture when its mean log-likelihood changes by less than this (scikit-learn's rule).
+        reg_covar: added to every covariance diagonal; ``reg_covar_mode`` "absolute" (as is) or "relative"
+            (times the data's scale, see ``regularisation``).
+        init: "kmeans++" (seeded D^2 sampling, then each sample to its nearest seed), "random" (random soft
+            responsibilities), or initial means [B, M, D] (each sample to its nearest mean).
+        init_resp: initial responsibilities [B, n, M] (rows sum to 1); overrides ``init``. With these, the fit
+            starts exactly where scikit-learn does from the same responsibilities.
+        generator: torch.Generator for the initialisation (CPU generator).
+        backend: "auto", "native" (C++/OpenMP on CPU, CUDA on GPU) or "reference" (plain PyTorch).
+
+    Returns:
+        GMMFit with parameters in the dtype and on the device of ``samples``.
+    """
+    op = "em_fit"
+    samples = _check_tensor("samples", samples, op)
+    if samples.dim() != 3:
+        raise ValueError(f"{op}: samples must have shape [B, n, D], got {samples.dim()} dimension(s) "
+                         f"{list(samples.shape)}")
+    if samples.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{op}: samples must be float32 or float64, got {samples.dtype}")
+    m = _check_int("num_components", num_components, op, 1)
+    b, n, d = samples.shape
+    if b < 1 or d < 1:
+        raise ValueError(f"{op}: samples must have B >= 1 and D >= 1, got shape {list(samples.shape)}")
+    if n < m:
+        raise ValueError(f"{op}: samples must have n >= num_components={m} samples per mixture, "
+                         f"got shape {list(samples.shape)}")
+    _check_finite("samples", samples, op)
+    if covariance not in COVARIANCE_TYPES:
+        raise ValueError(f"{op}: covariance must be one of {list(COVARIANCE_TYPES)}, got {covariance!r}")
+    max_iter = _check_int("max_iter", max_iter, op, 0)
+    tol = _check_nonneg_float("tol", tol, op)
+    reg_covar = _check_nonneg_float("reg_covar", reg_covar, op)
+    if reg_covar_mode not in ("absolute", "relative"):
+        raise ValueError(f"{op}: reg_covar_mode must be 'absolute' or 'relative', got {reg_covar_mode!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{op}: generator must be a torch.Generator or None, got {type(generator).__name__}")
+
+    samples = samples.contiguous()
+    name = select_backend(op, backend, _BACKENDS, samples=samples, num_components=m, covariance=covariance)
+    resp0 = initial_responsibilities(samples, m, init, init_resp, generator, op)
+    reg = regularisation(samples, reg_covar, reg_covar_mode)
+    with torch.no_grad():
+        weights, means, cov, ll, n_iter, converged = _backend_module(name).fit(
+            samples, resp0.contiguous(), reg, covariance, max_iter, tol)
+    return GMMFit(weights, means, cov, ll, n_iter, converged, covariance, name)
+
+
+def _check_fit(fit, op: str) -> GMMFit:
+    if not isinstance(fit, GMMFit):
+        raise TypeError(f"{op}: fit must be a GMMFit (from em_fit), got {type(fit).__name__}")
+    return fit
+
+
+def gmm_sample(fit: GMMFit, num_samples: int, generator: torch.Generator | None = None):
+    """Draw ``num_samples`` points from each mixture.
+
+    Returns (samples [B, S, D], components [B, S] int64: the component each sample came from). The component
+    index is what Eq. 7 needs: the mean mu^G of the drawn component, and its noise eps^G = sample - mu^G.
+    """
+    op = "gmm_sample"
+    fit = _check_fit(fit, op)
+    s = _check_int("num_samples", num_samples, op, 1)
+    b, m, d = fit.means.shape
+    dev = fit.means.device
+    gen_dev = generator.device if generator is not None else torch.device("cpu")
+    comps = torch.multinomial(fit.weights.to(gen_dev, torch.float64), s, replacement=True, generator=generator)
+    z = torch.randn((b, s, d), generator=generator, dtype=fit.means.dtype, device=gen_dev).to(dev)
+    comps = comps.to(dev)
+    means = torch.gather(fit.means, 1, comps[..., None].expand(b, s, d))
+    factor = fit.cholesky()
+    if fit.covariance_type == "diag":
+        std = torch.gather(factor, 1, comps[..., None].expand(b, s, d))
+        return means + std * z, comps
+    chol = torch.gather(factor, 1, comps[..., None, None].expand(b, s, d, d))
+    return means + (chol @ z[..., None]).squeeze(-1), comps
+
+
+def gmm_log_prob(fit: GMMFit, x: torch.Tensor) -> torch.Tensor:
+    """log p(x) [B, n] of points x [B, n, D] under each of the B mixtures."""
+    op = "gmm_log_prob"
+    fit = _check_fit(fit, op)
+    x = _check_tensor("x", x, op)
+    b, m, d = fit.means.shape
+    if x.dim() != 3 or x.shape[0] != b or x.shape[2] != d:
+        raise ValueError(f"{op}: x must have shape [B, n, D] = [{b}, n, {d}], got {list(x.shape)}")
+    _check_finite("x", x, op)
+    return reference.mixture_log_prob(x.to(fit.means.dtype), fit.weights, fit.means, fit.covariances,
+                                      fit.covariance_type)
