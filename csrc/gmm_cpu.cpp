@@ -1,0 +1,302 @@
+// Batched GMM EM on the CPU: OpenMP over the B mixtures (one mixture per loop iteration, each thread with
+// its own scratch), SIMD inside a mixture. The per-GMM formulas come from kernels/gmm_math.cuh, shared with
+// the CUDA kernel; this file holds the CPU's loop structure:
+//   E step: per tile of kTile samples and per component, the deviations are laid out [D, kTile] and solved
+//           against the Cholesky factor with forward_solve<T, kTile> (SIMD across the tile's samples);
+//   M step: two passes (mass and mean; then the covariance) where the weighted scatter matrix is a
+//           register-blocked C += W^T Dev over tiles of samples (lower triangle only, then mirrored).
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "gmm.h"
+#include "gmm_math.cuh"
+
+namespace dpf {
+namespace gmm {
+
+namespace {
+
+constexpr int kTile = 16;       // samples per E-step tile (SIMD lanes across samples)
+constexpr int kScatterTile = 32;  // samples per M-step tile
+
+// Register block of the scatter accumulation: kRows x Cols<T> accumulators (8 AVX2 registers).
+constexpr int kRows = 4;
+template <class T> constexpr int kCols = 64 / int(sizeof(T));  // 8 doubles or 16 floats
+
+inline int64_t round_up(int64_t x, int64_t k) { return (x + k - 1) / k * k; }
+
+// C[a0 + r, b0 + c] += sum_t W[t, a0 + r] Dev[t, b0 + c] for the kRows x Cols block at (a0, b0).
+template <class T>
+inline void scatter_block(const T* __restrict W, const T* __restrict Dev, int ld, int nt, int a0, int b0,
+                          T* __restrict C, int ldc) {
+  constexpr int RB = kCols<T>;
+  T acc[kRows][RB];
+  for (int r = 0; r < kRows; ++r)
+    for (int c = 0; c < RB; ++c) acc[r][c] = T(0);
+  for (int t = 0; t < nt; ++t) {
+    const T* w = W + int64_t(t) * ld + a0;
+    const T* d = Dev + int64_t(t) * ld + b0;
+#pragma GCC unroll 4
+    for (int r = 0; r < kRows; ++r) {
+      const T wr = w[r];
+#pragma GCC unroll 16
+      for (int c = 0; c < RB; ++c) acc[r][c] += wr * d[c];
+    }
+  }
+  for (int r = 0; r < kRows; ++r)
+    for (int c = 0; c < RB; ++c) C[(a0 + r) * ldc + b0 + c] += acc[r][c];
+}
+
+// Per-thread scratch, sized once per call.
+template <class T>
+struct Work {
+  int64_t n, D, M, Dp;
+  bool full;
+  std::vector<T> chol;     // [M, D, D] Cholesky factors (full)
+  std::vector<T> cst;      // [M] log pi_m - 1/2 (D log 2 pi + log det)
+  std::vector<T> ytile;    // [D, kTile]
+  std::vector<T> lp;       // [kTile, M]
+  std::vector<T> resp;     // [n, M] (fit only)
+  std::vector<T> nk;       // [M]
+  std::vector<T> scatter;  // [Dp, Dp]
+  std::vector<T> dev;      // [kScatterTile, Dp], padding columns stay zero
+  std::vector<T> wdev;     // [kScatterTile, Dp]
+
+  Work(const Sizes& s, bool need_resp)
+      : n(s.n), D(s.D), M(s.M), Dp(round_up(s.D, kCols<T>)), full(s.full) {
+    if (full) {
+      chol.resize(M * D * D);
+      scatter.resize(Dp * Dp);
+      dev.assign(kScatterTile * Dp, T(0));
+      wdev.assign(kScatterTile * Dp, T(0));
+    }
+    cst.resize(M);
+    ytile.resize(D * kTile);
+    lp.resize(kTile * M);
+    nk.resize(M);
+    if (need_resp) resp.resize(n * M);
+  }
+};
+
+// One E step for one mixture. Writes responsibilities (exp) or log responsibilities [n, M] to out;
+// returns the mean log-likelihood.
+template <class T>
+T e_step_one(const T* X, const T* w, const T* mu, const T* cov, T floor, bool want_log, T* out, Work<T>& wk) {
+  const int n = int(wk.n), D = int(wk.D), M = int(wk.M);
+  for (int m = 0; m < M; ++m) {
+    T log_det;
+    if (wk.full) {
+      T* L = wk.chol.data() + int64_t(m) * D * D;
+      std::memcpy(L, cov + int64_t(m) * D * D, sizeof(T) * D * D);
+      cholesky_lower(L, D, D, floor, 0, 1, NoSync{});
+      log_det = chol_log_det(L, D, D);
+    } else {
+      log_det = diag_log_det(cov + int64_t(m) * D, D, floor);
+    }
+    wk.cst[m] = log_gauss_const(w[m], log_det, D);
+  }
+  double ll_sum = 0.0;
+  T* Y = wk.ytile.data();
+  T* lp = wk.lp.data();
+  T maha[kTile];
+  for (int i0 = 0; i0 < n; i0 += kTile) {
+    const int ns = std::min(kTile, n - i0);
+    for (int m = 0; m < M; ++m) {
+      const T* mum = mu + int64_t(m) * D;
+      for (int d = 0; d < D; ++d) {
+        T* yd = Y + d * kTile;
+        for (int s = 0; s < ns; ++s) yd[s] = X[int64_t(i0 + s) * D + d] - mum[d];
+        for (int s = ns; s < kTile; ++s) yd[s] = T(0);
+      }
+      if (wk.full)
+        forward_solve<T, kTile>(wk.chol.data() + int64_t(m) * D * D, D, D, Y, kTile, maha);
+      else
+        diag_maha<T, kTile>(Y, kTile, cov + int64_t(m) * D, D, floor, maha);
+      for (int s = 0; s < ns; ++s) lp[s * M + m] = wk.cst[m] - T(0.5) * maha[s];
+    }
+    for (int s = 0; s < ns; ++s) {
+      T* row = lp + s * M;
+      ll_sum += double(log_normalize(row, M));
+      T* o = out + int64_t(i0 + s) * M;
+      if (want_log)
+        for (int m = 0; m < M; ++m) o[m] = row[m];
+      else
+        for (int m = 0; m < M; ++m) o[m] = Num<T>::exp(row[m]);
+    }
+  }
+  return T(ll_sum / double(n));
+}
+
+// One M step for one mixture from responsibilities R [n, M].
+template <class T>
+void m_step_one(const T* X, const T* R, T reg, T* w, T* mu, T* cov, Work<T>& wk) {
+  const int64_t n = wk.n, D = wk.D, M = wk.M;
+  T* nk = wk.nk.data();
+  // Pass 1: masses and means.
+  std::fill(nk, nk + M, T(0));
+  std::fill(mu, mu + M * D, T(0));
+  for (int64_t i = 0; i < n; ++i) {
+    const T* x = X + i * D;
+    const T* r = R + i * M;
+    for (int64_t m = 0; m < M; ++m) {
+      const T rm = r[m];
+      nk[m] += rm;
+      T* mum = mu + m * D;
+      for (int64_t d = 0; d < D; ++d) mum[d] += rm * x[d];
+    }
+  }
+  for (int64_t m = 0; m < M; ++m) {
+    nk[m] = component_mass(nk[m]);
+    for (int64_t d = 0; d < D; ++d) mu[m * D + d] /= nk[m];
+  }
+  mixture_weights(nk, int(M), w);
+
+  // Pass 2: covariances from the deviations to the new means.
+  if (!wk.full) {
+    std::fill(cov, cov + M * D, T(0));
+    for (int64_t i = 0; i < n; ++i) {
+      const T* x = X + i * D;
+      const T* r = R + i * M;
+      for (int64_t m = 0; m < M; ++m) {
+        const T rm = r[m];
+        const T* mum = mu + m * D;
+        T* c = cov + m * D;
+        for (int64_t d = 0; d < D; ++d) {
+          const T dv = x[d] - mum[d];
+          c[d] += rm * dv * dv;
+        }
+      }
+    }
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t d = 0; d < D; ++d) cov[m * D + d] = covariance_entry(cov[m * D + d], nk[m], reg, true);
+    return;
+  }
+  const int Dp = int(wk.Dp);
+  constexpr int RB = kCols<T>;
+  T* C = wk.scatter.data();
+  T* dev = wk.dev.data();
+  T* wdev = wk.wdev.data();
+  for (int64_t m = 0; m < M; ++m) {
+    const T* mum = mu + m * D;
+    std::fill(C, C + int64_t(Dp) * Dp, T(0));
+    for (int64_t i0 = 0; i0 < n; i0 += kScatterTile) {
+      const int nt = int(std::min<int64_t>(kScatterTile, n - i0));
+      for (int t = 0; t < nt; ++t) {
+        const T* x = X + (i0 + t) * D;
+        const T rm = R[(i0 + t) * M + m];
+        T* dv = dev + int64_t(t) * Dp;
+        T* wv = wdev + int64_t(t) * Dp;
+        for (int64_t d = 0; d < D; ++d) {
+          dv[d] = x[d] - mum[d];
+          wv[d] = rm * dv[d];
+        }
+      }
+      for (int a0 = 0; a0 < Dp; a0 += kRows)
+        for (int b0 = 0; b0 < a0 + kRows && b0 < Dp; b0 += RB)
+          scatter_block<T>(wdev, dev, Dp, nt, a0, b0, C, Dp);
+    }
+    T* cm = cov + m * D * D;
+    for (int64_t a = 0; a < D; ++a)
+      for (int64_t b = 0; b <= a; ++b) {
+        const T v = covariance_entry(C[a * Dp + b], nk[m], reg, a == b);
+        cm[a * D + b] = v;
+        cm[b * D + a] = v;
+      }
+  }
+}
+
+// Runs body(b, work) for every mixture b, in parallel over threads, each with its own Work.
+template <class T, class Body>
+void for_each_mixture(const Sizes& s, bool need_resp, int num_threads, Body body) {
+#ifdef _OPENMP
+  const int threads = int(std::min<int64_t>(resolve_threads(num_threads), s.B));
+  if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+    {
+      Work<T> wk(s, need_resp);
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t b = 0; b < s.B; ++b) body(b, wk);
+    }
+    return;
+  }
+#endif
+  (void)num_threads;
+  Work<T> wk(s, need_resp);
+  for (int64_t b = 0; b < s.B; ++b) body(b, wk);
+}
+
+inline int64_t cov_size(const Sizes& s) { return s.full ? s.M * s.D * s.D : s.M * s.D; }
+
+}  // namespace
+
+int resolve_threads(int num_threads) {
+#ifdef _OPENMP
+  return num_threads > 0 ? num_threads : omp_get_max_threads();
+#else
+  (void)num_threads;
+  return 1;
+#endif
+}
+
+template <class T>
+void em_fit_cpu(const T* samples, const T* resp0, const T* reg, Sizes s, int max_iter, double tol, T* weights,
+                T* means, T* covs, T* ll, int32_t* n_iter, uint8_t* converged, int num_threads) {
+  for_each_mixture<T>(s, true, num_threads, [&](int64_t b, Work<T>& wk) {
+    const T* X = samples + b * s.n * s.D;
+    T* w = weights + b * s.M;
+    T* mu = means + b * s.M * s.D;
+    T* cov = covs + b * cov_size(s);
+    const T floor = pivot_floor(reg[b]);
+    m_step_one(X, resp0 + b * s.n * s.M, reg[b], w, mu, cov, wk);
+    T prev = -Num<T>::inf();
+    int it_done = 0;
+    bool conv = false;
+    for (int it = 1; it <= max_iter; ++it) {
+      const T cur = e_step_one(X, w, mu, cov, floor, false, wk.resp.data(), wk);
+      m_step_one(X, wk.resp.data(), reg[b], w, mu, cov, wk);
+      it_done = it;
+      conv = has_converged(cur, prev, tol);
+      prev = cur;
+      if (conv) break;
+    }
+    // The reported log-likelihood is the E step at the final parameters (scikit-learn's score).
+    ll[b] = e_step_one(X, w, mu, cov, floor, false, wk.resp.data(), wk);
+    n_iter[b] = it_done;
+    converged[b] = conv ? 1 : 0;
+  });
+}
+
+template <class T>
+void em_e_step_cpu(const T* samples, const T* weights, const T* means, const T* covs, Sizes s, T* log_resp,
+                   T* ll, int num_threads) {
+  for_each_mixture<T>(s, false, num_threads, [&](int64_t b, Work<T>& wk) {
+    ll[b] = e_step_one(samples + b * s.n * s.D, weights + b * s.M, means + b * s.M * s.D, covs + b * cov_size(s),
+                       Num<T>::tiny(), true, log_resp + b * s.n * s.M, wk);
+  });
+}
+
+template <class T>
+void em_m_step_cpu(const T* samples, const T* resp, const T* reg, Sizes s, T* weights, T* means, T* covs,
+                   int num_threads) {
+  for_each_mixture<T>(s, false, num_threads, [&](int64_t b, Work<T>& wk) {
+    m_step_one(samples + b * s.n * s.D, resp + b * s.n * s.M, reg[b], weights + b * s.M, means + b * s.M * s.D,
+               covs + b * cov_size(s), wk);
+  });
+}
+
+#define DPF_INSTANTIATE(T)                                                                                   \
+  template void em_fit_cpu<T>(const T*, const T*, const T*, Sizes, int, double, T*, T*, T*, T*, int32_t*,    \
+                              uint8_t*, int);                                                                \
+  template void em_e_step_cpu<T>(const T*, const T*, const T*, const T*, Sizes, T*, T*, int);                 \
+  template void em_m_step_cpu<T>(const T*, const T*, const T*, Sizes, T*, T*, T*, int);
+DPF_INSTANTIATE(float)
+DPF_INSTANTIATE(double)
+#undef DPF_INSTANTIATE
+
+}  // namespace gmm
+}  // namespace dpf
