@@ -138,3 +138,17 @@ def test_errors(tmp_path):
     np.savez(path, other=1)
     with pytest.raises(ValueError, match="has no 'positions_2d' dict"):
         D.load_positions_2d(path)
+
+
+def test_build_sequences_converts_coco_layout(tmp_path):
+    pytest.importorskip("diffpose_fast.data.h36m_cameras")
+    rng = np.random.default_rng(4)
+    _write_3d(tmp_path / "3d.npz", rng)
+    path = tmp_path / "data_2d_h36m_detectron_pt_coco.npz"
+    raw = _write_2d(path, rng, LENGTHS, metadata=False)
+    p2 = D.load_positions_2d(path)
+    seqs = D.build_sequences(D.load_positions_3d(tmp_path / "3d.npz"), p2, ["S9"], cameras=[1])
+    coco = raw["S9"]["Directions 1"][1][:5]
+    np.testing.assert_allclose(seqs[0].keypoints_2d[:, 4], coco[:, 11])          # COCO left_hip -> LHip
+    np.testing.assert_allclose(seqs[0].keypoints_2d[:, 0], (coco[:, 11] + coco[:, 12]) / 2, rtol=1e-6)
+    assert seqs[0].confidence is not None and (seqs[0].confidence == 1).all()

@@ -158,3 +158,23 @@ def test_validation_messages():
         M.p_best(np.zeros((2, 4, 17, 3)), np.zeros((5, 17, 3)))
     with pytest.raises(ValueError, match="either project"):
         M.j_agg(np.zeros((2, 17, 3)), np.zeros((17, 3)), np.zeros((17, 2)))
+
+
+def test_j_agg_with_a_camera_and_root_trajectory():
+    pytest.importorskip("diffpose_fast.data.camera")
+    from diffpose_fast.data.camera import project
+    from diffpose_fast.data.h36m_cameras import h36m_camera
+
+    rng = np.random.default_rng(7)
+    cam = h36m_camera(0)
+    gt = rng.normal(scale=0.2, size=(3, 17, 3))
+    gt -= gt[:, :1]
+    traj = np.array([[0.1, -0.2, 4.5], [0.0, 0.1, 5.0], [-0.3, 0.0, 3.8]])
+    kp = project(gt + traj[:, None], cam)
+    h = gt[None] + rng.normal(scale=0.05, size=(4, 3, 17, 3))
+    h[2, :, 5] = gt[:, 5]                              # hypothesis 2 is exact at joint 5
+    sel = M.joint_reprojection_select(h, kp, camera=cam, root_trajectory=traj)
+    np.testing.assert_allclose(sel[:, 5], gt[:, 5], atol=1e-12)
+    err2d = np.linalg.norm(project(h + traj[None, :, None], cam) - kp, axis=-1)
+    np.testing.assert_array_equal(sel, np.take_along_axis(h, err2d.argmin(0)[None, ..., None], 0)[0])
+    assert M.j_agg(h, gt, kp, camera=cam, root_trajectory=traj) == pytest.approx(M.mpjpe(sel, gt))
