@@ -72,3 +72,21 @@ def test_clear_errors_for_missing_and_non_zip(tmp_path):
     bad.write_text("hello")
     with pytest.raises(ValueError, match="not an .npz"):
         load_npz(bad)
+
+
+def test_numpy1_module_names_and_protocol2_pickles():
+    import pickle
+
+    from diffpose_fast.data.safe_npz import safe_unpickle
+
+    obj = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), "b": [b"raw", np.int64(3)]}
+    for protocol in (2, 3, 4):
+        blob = pickle.dumps(obj, protocol=protocol)
+        datas = [blob]
+        if protocol < 4:   # text GLOBAL opcodes: files written by numpy 1.x name numpy.core.multiarray
+            datas.append(blob.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+            assert b"numpy.core.multiarray" in datas[-1]
+        for data in datas:
+            got = safe_unpickle(data)
+            np.testing.assert_array_equal(got["a"], obj["a"])
+            assert got["b"] == [b"raw", 3]
