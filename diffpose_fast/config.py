@@ -1,0 +1,170 @@
+"""``LifterConfig``: every setting of the method, frozen, validated, JSON/YAML round-trippable.
+
+Defaults follow the paper (Sec. 4.5, 5: K = 50, M = 5, N = 5, DDIM 5 steps, denoiser widths 128/256, 3 blocks)
+and the resolutions of docs/design.md where the paper is silent.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+_CHOICES = {
+    "mode": ("frame", "video"),
+    "schedule": ("cosine", "linear"),
+    "forward_process": ("gmm", "standard"),
+    "gmm_scope": ("per_joint", "whole_pose"),
+    "gmm_covariance": ("full", "diag"),
+    "z_source": ("encoder", "histogram"),
+    "loss_weighting": ("x0", "eq9"),
+    "sampler": ("ddim", "ddpm", "context"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class LifterConfig:
+    """All settings of a DiffPoseLifter. Unknown keys are rejected; every value is checked at construction."""
+
+    mode: str = "frame"
+    # --- diffusion (paper Sec. 4.2-4.4)
+    num_diffusion_steps: int = 50          # K
+    schedule: str = "cosine"               # alpha_bar_K = 0, so Eq. 7 reaches the fitted GMM
+    forward_process: str = "gmm"           # "gmm" (Eq. 7) or "standard" (Eq. 4, the paper's Stand-Diff)
+    gmm_scope: str = "per_joint"           # one GMM per joint (D=3) or one per pose (D=48, the paper's literal form)
+    gmm_components: int = 5                # M
+    gmm_covariance: str = "full"
+    gmm_samples: int = 64                  # N_GMM samples of H_K per fit
+    gmm_max_iter: int = 30
+    gmm_tol: float = 1e-4
+    gmm_reg_covar: float = 1e-3            # relative to each fit's data scale
+    # --- H_K (Sec. 4.1)
+    z_source: str = "encoder"              # the encoder's predicted depth spread, or the training histogram
+    z_histogram_bins: int = 32
+    keypoint_sigma_min: float = 0.01       # 2D spread of a joint with confidence 1, as a fraction of the pose size
+    keypoint_sigma_max: float = 0.10       # ... with confidence 0 (missing)
+    default_confidence: float = 0.8        # used when the input carries no confidence
+    # --- networks (Sec. 4.5)
+    context_dim: int = 128                 # f_ST width per joint
+    embed_dim: int = 128                   # width of the first GCN layer of g (E)
+    denoiser_blocks: int = 3
+    denoiser_heads: int = 8
+    encoder_layers: int = 4
+    encoder_heads: int = 4
+    dropout: float = 0.0
+    # --- training
+    context_epochs: int = 30
+    diffusion_epochs: int = 30
+    batch_size: int = 256
+    context_lr: float = 1e-3
+    diffusion_lr: float = 5e-4
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    flip_augment: bool = True
+    loss_weighting: str = "x0"             # plain x0 loss, or Eq. 9 exactly (x0 loss weighted by w_k)
+    train_hypotheses: int = 1              # sets i per training sample in the estimate of Eq. 9's sum
+    z_nll_weight: float = 0.1              # weight of the encoder's depth-spread likelihood in stage 1
+    # --- inference
+    num_samples: int = 5                   # N
+    sampler: str = "ddim"
+    sampling_steps: int = 5
+    # --- video (the video issue)
+    frames: int = 243
+    causal: bool = False
+
+    def __post_init__(self) -> None:
+        for name, choices in _CHOICES.items():
+            value = getattr(self, name)
+            if value not in choices:
+                raise ValueError(f"LifterConfig: {name} must be one of {list(choices)}, got {value!r}")
+        positive_ints = ("num_diffusion_steps", "gmm_components", "gmm_samples", "gmm_max_iter", "z_histogram_bins",
+                         "context_dim", "embed_dim", "denoiser_blocks", "denoiser_heads", "encoder_layers",
+                         "encoder_heads", "batch_size", "train_hypotheses", "num_samples", "sampling_steps", "frames")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"LifterConfig: {name} must be an int >= 1, got {value!r}")
+        for name in ("context_epochs", "diffusion_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"LifterConfig: {name} must be an int >= 0, got {value!r}")
+        if not 1 <= self.gmm_components <= 9:
+            raise ValueError(f"LifterConfig: gmm_components must be in 1..9 (the paper's range), "
+                             f"got {self.gmm_components}")
+        if self.gmm_samples < self.gmm_components:
+            raise ValueError(f"LifterConfig: gmm_samples must be >= gmm_components={self.gmm_components}, "
+                             f"got {self.gmm_samples}")
+        if self.sampling_steps > self.num_diffusion_steps:
+            raise ValueError(f"LifterConfig: sampling_steps must be <= num_diffusion_steps="
+                             f"{self.num_diffusion_steps}, got {self.sampling_steps}")
+        if (self.embed_dim + self.context_dim) % self.denoiser_heads:
+            raise ValueError(f"LifterConfig: embed_dim + context_dim = {self.embed_dim + self.context_dim} must be "
+                             f"divisible by denoiser_heads={self.denoiser_heads}")
+        if self.context_dim % self.encoder_heads:
+            raise ValueError(f"LifterConfig: context_dim={self.context_dim} must be divisible by "
+                             f"encoder_heads={self.encoder_heads}")
+        for name in ("context_lr", "diffusion_lr", "grad_clip"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"LifterConfig: {name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("weight_decay", "z_nll_weight", "gmm_tol", "gmm_reg_covar"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"LifterConfig: {name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("dropout", "ema_decay"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"LifterConfig: {name} must be in [0, 1), got {getattr(self, name)!r}")
+        if not 0 < self.keypoint_sigma_min <= self.keypoint_sigma_max:
+            raise ValueError("LifterConfig: need 0 < keypoint_sigma_min <= keypoint_sigma_max, got "
+                             f"{self.keypoint_sigma_min}, {self.keypoint_sigma_max}")
+        if not 0 <= self.default_confidence <= 1:
+            raise ValueError(f"LifterConfig: default_confidence must be in [0, 1], got {self.default_confidence}")
+
+    @property
+    def hidden_dim(self) -> int:
+        """Width of the GCN-attention blocks: E (embed_dim) concatenated with f_ST (context_dim), 256 in the paper."""
+        return self.embed_dim + self.context_dim
+
+    # ------------------------------------------------------------------------------------ (de)serialisation
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "LifterConfig":
+        if not isinstance(values, dict):
+            raise TypeError(f"LifterConfig.from_dict: expected a dict, got {type(values).__name__}")
+        unknown = sorted(set(values) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(f"LifterConfig: unknown key(s) {unknown}; valid keys: {cls.field_names()}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **overrides) -> "LifterConfig":
+        unknown = sorted(set(overrides) - set(self.field_names()))
+        if unknown:
+            raise ValueError(f"LifterConfig: unknown key(s) {unknown}; valid keys: {self.field_names()}")
+        return dataclasses.replace(self, **overrides)
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON, or YAML when the suffix is .yaml/.yml."""
+        path = Path(path)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        else:
+            path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LifterConfig":
+        path = Path(path)
+        text = path.read_text()
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            values = yaml.safe_load(text)
+        else:
+            values = json.loads(text)
+        return cls.from_dict(values)

@@ -1,0 +1,293 @@
+"""``DiffPoseLifter``: the public facade (train, predict, evaluate, save, load) over the DiffPose method.
+
+    lifter = DiffPoseLifter(mode="frame", device="cpu", seed=0)
+    history = lifter.fit(train_sequences)
+    res = lifter.predict(keypoints_2d, image_size=(1000, 1002))   # res.poses_3d [T, 17, 3] metres
+    report = lifter.evaluate(test_sequences)
+    lifter.save("model/"); lifter = DiffPoseLifter.load("model/")
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .config import LifterConfig
+from .data.sequence import PoseSequence
+from .data.skeleton import NUM_JOINTS
+from .distribution.depth import DepthHistogram
+from .persistence import CheckpointError, load_folder, save_folder
+from .pipeline import DiffPoseModel
+from .training.frames import FrameSet, frames_from_sequences
+from .training.trainer import Trainer, steps_for
+
+SAMPLERS = ("ddim", "ddpm", "context")
+
+
+@dataclasses.dataclass
+class LiftResult:
+    """The lifted poses of T frames.
+
+    poses_3d [T, 17, 3]: the mean of the N hypotheses (the paper's h_s); metres, root-relative, camera frame.
+    samples [N, T, 17, 3]: the hypotheses h_0^1..N (N = 1 for sampler "context").
+    std [T, 17]: per-joint spread, the RMS distance (metres) of the samples to their mean (0 when N = 1).
+    numpy float32 arrays, or CPU torch tensors when the input came as tensors.
+    """
+
+    poses_3d: Any
+    samples: Any
+    std: Any
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.samples.shape[0])
+
+
+def _resolve_device(device) -> torch.device:
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"DiffPoseLifter: device {str(device)!r} requested but torch sees no CUDA device")
+    return dev
+
+
+class DiffPoseLifter:
+    """DiffPose 3D pose lifting (Gong et al., CVPR 2023).
+
+    Args:
+        mode: "frame" (this class's context encoder sees one frame) or "video".
+        device: torch device for training and inference ("cpu", "cuda", "cuda:1").
+        seed: seeds the initial weights, training's random draws and prediction's default generator.
+        config: a LifterConfig (None: the defaults); ``**overrides`` replace single fields of it.
+    """
+
+    def __init__(self, mode: str = "frame", device: str | torch.device = "cpu", seed: int = 0,
+                 config: Optional[LifterConfig] = None, **overrides):
+        if config is not None and not isinstance(config, LifterConfig):
+            raise TypeError(f"DiffPoseLifter: config must be a LifterConfig or None, got {type(config).__name__}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"DiffPoseLifter: seed must be an int, got {type(seed).__name__}")
+        config = (config or LifterConfig()).replace(mode=mode, **overrides)
+        if config.mode != "frame":
+            raise NotImplementedError("DiffPoseLifter: mode='video' (the MixSTE-style video context encoder) is not "
+                                      "implemented yet; use mode='frame'")
+        self.config = config
+        self.seed = seed
+        self.device = _resolve_device(device)
+        torch.manual_seed(seed)  # the initial weights depend on the seed only
+        self.model = DiffPoseModel(config).to(self.device)
+        self.model.eval()
+        self._raw_state: dict[str, torch.Tensor] | None = None  # raw (non-EMA) weights after training
+        self.trained = False
+
+    # --------------------------------------------------------------------------------------------- train
+    def fit(self, train: Sequence[PoseSequence], val: Optional[Sequence[PoseSequence]] = None, *,
+            context_steps: Optional[int] = None, diffusion_steps: Optional[int] = None,
+            batch_size: Optional[int] = None, progress: bool = True) -> dict[str, Any]:
+        """Train stage 1 (context encoder) then stage 2 (diffusion model).
+
+        Args:
+            train: PoseSequences with poses_3d (metres, camera frame).
+            val: optional sequences evaluated after training (``evaluate``'s report lands in history["val"]).
+            context_steps, diffusion_steps: optimiser steps per stage (None: the configured epochs).
+            batch_size: frames per step (None: config.batch_size).
+            progress: show progress bars.
+
+        Returns:
+            {"context": [loss per step], "diffusion": [loss per step], "val": report or None}.
+        """
+        train = _check_sequences(train, "train")
+        bs = self.config.batch_size if batch_size is None else _positive_int(batch_size, "batch_size")
+        frames = frames_from_sequences(train, self.config.default_confidence, require_poses=True)
+        c_steps = (steps_for(self.config.context_epochs, len(frames), bs) if context_steps is None
+                   else _positive_int(context_steps, "context_steps", minimum=0))
+        d_steps = (steps_for(self.config.diffusion_epochs, len(frames), bs) if diffusion_steps is None
+                   else _positive_int(diffusion_steps, "diffusion_steps", minimum=0))
+        trainer = Trainer(self.model, self.seed, self.device, progress)
+        history: dict[str, Any] = {"context": trainer.train_context(frames, c_steps, bs)}
+        history["diffusion"] = trainer.train_diffusion(frames, d_steps, bs)
+        self._raw_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.model.load_state_dict(trainer.ema.state_dict())  # evaluation uses the EMA weights
+        self.model.eval()
+        self.trained = True
+        history["val"] = self.evaluate(val) if val is not None else None
+        return history
+
+    # ------------------------------------------------------------------------------------------- predict
+    @torch.no_grad()
+    def predict(self, keypoints_2d_or_sequence, *, image_size=None, confidence=None, heatmaps=None,
+                heatmap_boxes=None, camera=None, num_samples: Optional[int] = None, steps: Optional[int] = None,
+                sampler: Optional[str] = None, backend: str = "auto", generator: Optional[torch.Generator] = None,
+                batch_size: Optional[int] = None) -> LiftResult:
+        """Lift 2D keypoints to 3D.
+
+        Args:
+            keypoints_2d_or_sequence: a PoseSequence, or keypoints [T, 17, 2] pixels (numpy or torch) with the
+                keyword arguments describing them (image_size (w, h) is then required).
+            num_samples: N hypotheses (default config.num_samples = 5); ignored by sampler "context".
+            steps: denoiser calls for "ddim" (default config.sampling_steps = 5, at most K); for "ddpm" None or K.
+            sampler: "ddim" | "ddpm" (all K steps of Eq. 8) | "context" (the encoder alone).
+            backend: backend of the hot ops ("auto", "native", "reference").
+            generator: torch.Generator for H_K and the hypotheses (None: one seeded with the lifter's seed,
+                so repeated calls give the same answer).
+            batch_size: frames per forward pass (None: about 4096 hypotheses per pass).
+
+        Returns:
+            LiftResult (numpy, or torch tensors when the keypoints came as a tensor).
+        """
+        seq, as_tensor = _as_sequence(keypoints_2d_or_sequence, image_size=image_size, confidence=confidence,
+                                      heatmaps=heatmaps, heatmap_boxes=heatmap_boxes, camera=camera)
+        sampler, num_samples, steps = self._sampling_args(sampler, num_samples, steps)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"predict: generator must be a torch.Generator or None, got {type(generator).__name__}")
+        gen = generator if generator is not None else torch.Generator().manual_seed(self.seed)
+        frames = frames_from_sequences([seq], self.config.default_confidence, require_poses=False)
+        n_eff = 1 if sampler == "context" else num_samples
+        bs = _positive_int(batch_size, "batch_size") if batch_size is not None else max(1, 4096 // n_eff)
+        self.model.eval()
+        chunks = []
+        for start in range(0, len(frames), bs):
+            part = frames.index(torch.arange(start, min(len(frames), start + bs))).to(self.device)
+            chunks.append(self.model.sample(part, n_eff, steps, sampler, gen, backend).float().cpu())
+        samples = torch.cat(chunks, 0).permute(1, 0, 2, 3).contiguous()  # [N, T, J, 3]
+        mean = samples.mean(0)
+        std = ((samples - mean) ** 2).sum(-1).mean(0).sqrt()
+        if as_tensor:
+            return LiftResult(mean, samples, std)
+        return LiftResult(mean.numpy(), samples.numpy(), std.numpy())
+
+    def _sampling_args(self, sampler, num_samples, steps):
+        cfg = self.config
+        sampler = cfg.sampler if sampler is None else sampler
+        if sampler not in SAMPLERS:
+            raise ValueError(f"predict: sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
+        num_samples = cfg.num_samples if num_samples is None else _positive_int(num_samples, "num_samples")
+        k = cfg.num_diffusion_steps
+        if sampler == "ddpm":
+            if steps is not None and steps != k:
+                raise ValueError(f"predict: sampler 'ddpm' runs all K={k} steps of Eq. 8: steps must be None or "
+                                 f"{k}, got {steps!r}")
+            steps = k
+        elif sampler == "ddim":
+            steps = cfg.sampling_steps if steps is None else _positive_int(steps, "steps")
+            if steps > k:
+                raise ValueError(f"predict: sampler 'ddim' needs 1 <= steps <= K={k}, got {steps}")
+        return sampler, num_samples, steps
+
+    # ------------------------------------------------------------------------------------------ evaluate
+    def evaluate(self, sequences: Sequence[PoseSequence], *, sampler: str = "ddim", num_samples: int = 5,
+                 steps: Optional[int] = 5, generator: Optional[torch.Generator] = None) -> dict[str, Any]:
+        """MPJPE, P-MPJPE and N-MPJPE in millimetres over the valid frames of ``sequences`` (root-relative).
+
+        Returns {"frames": F, "mpjpe_mm", "p_mpjpe_mm", "n_mpjpe_mm": frame-weighted averages, and when every
+        sequence has an action: "action_wise": {metric: action-wise average (the paper's number)},
+        "per_action": {action: {metric: value}}}.
+        """
+        from . import metrics
+
+        sequences = _check_sequences(sequences, "evaluate")
+        per_frame: dict[str, list[np.ndarray]] = {"mpjpe": [], "p_mpjpe": [], "n_mpjpe": []}
+        labels: list[Optional[str]] = []
+        gen = generator if generator is not None else torch.Generator().manual_seed(self.seed)
+        for seq in sequences:
+            res = self.predict(seq, sampler=sampler, num_samples=num_samples,
+                               steps=None if sampler == "ddpm" else steps, generator=gen)
+            gt = seq.root_relative_poses()
+            keep = np.ones(seq.num_frames, bool) if seq.valid is None else np.asarray(seq.valid, bool)
+            for name in per_frame:
+                per_frame[name].append(getattr(metrics, name)(res.poses_3d[keep], gt[keep], reduce="none"))
+            labels += [seq.action] * int(keep.sum())
+        errors = {k: np.concatenate(v) * metrics.MM_PER_M for k, v in per_frame.items()}
+        report: dict[str, Any] = {"frames": int(errors["mpjpe"].size), "sampler": sampler,
+                                  "num_samples": 1 if sampler == "context" else num_samples}
+        report.update({f"{k}_mm": float(v.mean()) for k, v in errors.items()})
+        if all(label is not None for label in labels):
+            groups = {k: metrics.errors_by_group(v, [a.split(" ")[0] for a in labels]) for k, v in errors.items()}
+            report["action_wise"] = {f"{k}_mm": metrics.action_wise_mean(g) for k, g in groups.items()}
+            report["per_action"] = {a: {f"{k}_mm": float(groups[k][a].mean()) for k in groups}
+                                    for a in groups["mpjpe"]}
+        return report
+
+    # -------------------------------------------------------------------------------------- save / load
+    def save(self, path) -> None:
+        """Write the model to folder ``path`` (see ``persistence``): config, EMA and raw weights, H_K stats."""
+        ema = {k: v for k, v in self.model.state_dict().items()}
+        raw = self._raw_state if self._raw_state is not None else ema
+        tensors = {"weights_ema": ema, "weights": raw}
+        if self.model.depth_histogram is not None:
+            tensors["hk_stats"] = self.model.depth_histogram.state_dict()
+        save_folder(path, self.config.to_dict(), tensors, extra={"seed": self.seed, "trained": self.trained})
+
+    @classmethod
+    def load(cls, path, device: str | torch.device = "cpu") -> "DiffPoseLifter":
+        """Read a folder written by ``save``. Raises CheckpointError (a ValueError) if it is damaged."""
+        meta, tensors = load_folder(path)
+        try:
+            config = LifterConfig.from_dict(meta["config"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"load: the config in {str(path)!r} is invalid ({exc})") from None
+        for needed in ("weights_ema", "weights"):
+            if needed not in tensors:
+                raise CheckpointError(f"load: {needed}.safetensors is missing from {str(path)!r}")
+        lifter = cls(mode=config.mode, device=device, seed=int(meta.get("seed", 0)), config=config)
+        try:
+            lifter.model.load_state_dict(tensors["weights_ema"])
+        except RuntimeError as exc:
+            raise CheckpointError(f"load: the weights in {str(path)!r} do not fit this config ({exc})") from None
+        lifter._raw_state = {k: v.to(lifter.device) for k, v in tensors["weights"].items()}
+        if "hk_stats" in tensors:
+            lifter.model.depth_histogram = DepthHistogram.from_state_dict(tensors["hk_stats"])
+        lifter.trained = bool(meta.get("trained", True))
+        lifter.model.eval()
+        return lifter
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+def _positive_int(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_sequences(sequences, name: str) -> list[PoseSequence]:
+    if isinstance(sequences, PoseSequence):
+        sequences = [sequences]
+    try:
+        sequences = list(sequences)
+    except TypeError:
+        raise TypeError(f"{name}: expected a sequence of PoseSequence, got {type(sequences).__name__}") from None
+    if not sequences:
+        raise ValueError(f"{name}: expected at least one PoseSequence, got an empty sequence")
+    for i, s in enumerate(sequences):
+        if not isinstance(s, PoseSequence):
+            raise TypeError(f"{name}: item {i} must be a PoseSequence, got {type(s).__name__}")
+        if name != "predict" and s.poses_3d is None:
+            raise ValueError(f"{name}: sequence {i} has no poses_3d (3D ground truth in metres is required)")
+    return sequences
+
+
+def _as_sequence(x, **kwargs) -> tuple[PoseSequence, bool]:
+    if isinstance(x, PoseSequence):
+        given = [k for k, v in kwargs.items() if v is not None]
+        if given:
+            raise ValueError(f"predict: {given} must be set inside the PoseSequence when one is passed, "
+                             "not as keyword arguments")
+        return x, False
+    as_tensor = isinstance(x, torch.Tensor)
+    if as_tensor:
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x, dtype=np.float32) if not isinstance(x, np.ndarray) else x
+    if arr.ndim == 2:
+        arr = arr[None]  # a single frame [17, 2]
+    if arr.ndim != 3 or arr.shape[1:] != (NUM_JOINTS, 2):
+        raise ValueError(f"predict: keypoints_2d must have shape [T, {NUM_JOINTS}, 2] (pixels, H36M joint order), "
+                         f"got {list(np.shape(x))}")
+    to_np = lambda v: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v  # noqa: E731
+    seq = PoseSequence(arr, image_size=kwargs["image_size"], confidence=to_np(kwargs["confidence"]),
+                       heatmaps=to_np(kwargs["heatmaps"]), heatmap_boxes=to_np(kwargs["heatmap_boxes"]),
+                       camera=kwargs["camera"])
+    return seq, as_tensor

@@ -1,0 +1,87 @@
+"""The DiffPose method on a batch of frames (paper Fig. 2), independent of training and of the public facade.
+
+    frames -> context encoder phi_ST -> f_ST [B, J, C], initial pose p [B, J, 3], depth spread
+           -> H_K samples -> GMM fit (Eq. 6) -> N hypotheses (mu^G, h_K = mu^G + eps^G)
+           -> reverse diffusion with g(h_k, f_ST, f_D^k) (Eq. 8, all K steps or DDIM)
+           -> h_0 [B, N, J, 3]; the answer is their mean.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import LifterConfig
+from .diffusion.samplers import DDIMSampler
+from .diffusion.schedule import DiffusionSchedule
+from .distribution.depth import DepthHistogram
+from .distribution.initial import InitialDistribution, fit_initial_distribution, hk_samples
+from .models.context_frame import ContextOutput, FrameContextEncoder
+from .models.denoiser import GCNAttentionDenoiser
+from .training.frames import FrameSet
+
+ENCODER_INPUT_FEATURES = 3  # normalised x, y and confidence
+
+
+class DiffPoseModel(nn.Module):
+    """Context encoder + denoiser + schedule: everything the method needs besides data.
+
+    ``depth_histogram`` (the training set's per-joint z histogram) is set by training and saved with the
+    weights; it is only used when ``config.z_source == "histogram"``.
+    """
+
+    def __init__(self, config: LifterConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = FrameContextEncoder(in_features=ENCODER_INPUT_FEATURES, hidden=config.context_dim,
+                                           num_layers=config.encoder_layers, heads=config.encoder_heads,
+                                           dropout=config.dropout)
+        self.denoiser = GCNAttentionDenoiser(context_dim=config.context_dim, hidden=config.hidden_dim,
+                                             embed_dim=config.embed_dim, num_blocks=config.denoiser_blocks,
+                                             heads=config.denoiser_heads, dropout=config.dropout)
+        self.schedule = DiffusionSchedule(config.num_diffusion_steps, config.schedule)
+        self.depth_histogram: DepthHistogram | None = None
+
+    # ------------------------------------------------------------------------------------------- pieces
+    def encode(self, frames: FrameSet) -> ContextOutput:
+        return self.encoder(frames.inputs)
+
+    def initial_distribution(self, frames: FrameSet, context: ContextOutput, generator: torch.Generator | None,
+                             backend: str = "auto") -> InitialDistribution:
+        """H_K for every frame, fitted (or the standard Gaussian for Stand-Diff)."""
+        cfg = self.config
+        b, j = context.pose.shape[:2]
+        if cfg.forward_process == "standard":
+            return InitialDistribution(batch=b, num_joints=j, scope="standard")
+        histogram = self.depth_histogram if cfg.z_source == "histogram" else None
+        if cfg.z_source == "histogram" and histogram is None:
+            raise RuntimeError("z_source='histogram' needs the training depth histogram; train the model first")
+        samples = hk_samples(context.pose.detach().float(), context.log_sigma_z.detach().float(), frames.keypoints,
+                             frames.confidence, cfg.gmm_samples, sigma_min=cfg.keypoint_sigma_min,
+                             sigma_max=cfg.keypoint_sigma_max, heatmaps=frames.heatmaps,
+                             heatmap_boxes=frames.boxes, depth_histogram=histogram, generator=generator)
+        return fit_initial_distribution(samples, scope=cfg.gmm_scope, num_components=cfg.gmm_components,
+                                        covariance=cfg.gmm_covariance, max_iter=cfg.gmm_max_iter, tol=cfg.gmm_tol,
+                                        reg_covar=cfg.gmm_reg_covar, generator=generator, backend=backend)
+
+    # ------------------------------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample(self, frames: FrameSet, num_samples: int, steps: int | None, sampler: str,
+               generator: torch.Generator | None, backend: str = "auto") -> torch.Tensor:
+        """N hypotheses per frame: [B, N, J, 3] root-relative metres (sampler "context": [B, 1, J, 3])."""
+        context = self.encode(frames)
+        if sampler == "context":
+            return context.pose[:, None]
+        b, j = context.pose.shape[:2]
+        hk = self.initial_distribution(frames, context, generator, backend)
+        mu, eps = hk.draw(num_samples, generator, device=context.pose.device, dtype=context.pose.dtype)
+        mu = mu.reshape(b * num_samples, j, 3)
+        h_k = mu + eps.reshape(b * num_samples, j, 3)
+        features = context.features.repeat_interleave(num_samples, 0)  # N hypotheses batched with the frames
+
+        def denoise(h: torch.Tensor, k: int) -> torch.Tensor:
+            return self.denoiser(h, features, k)
+
+        k_steps = self.schedule.num_steps if sampler == "ddpm" else steps
+        h0 = DDIMSampler(self.schedule).sample(denoise, h_k, mu, k_steps)
+        h0 = h0.reshape(b, num_samples, j, 3)
+        return h0 - h0[:, :, :1]  # root-relative: the root is exactly zero

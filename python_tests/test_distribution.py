@@ -1,0 +1,116 @@
+"""H_K (paper Sec. 4.1) and its GMM (Eq. 6): construction checked against the definitions by hand."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from diffpose_fast.data.heatmaps import render_heatmaps
+from diffpose_fast.distribution.depth import DepthHistogram
+from diffpose_fast.distribution.initial import (InitialDistribution, fit_initial_distribution, hk_samples,
+                                                weak_perspective_scale)
+from diffpose_fast.distribution.spread2d import confidence_to_sigma_px, heatmap_mean_px, pose_size_px
+
+
+def _pose(gen, b=3):
+    pose = torch.randn((b, 17, 3), generator=gen, dtype=torch.float64) * 0.3
+    pose[:, 0] = 0.0
+    return pose
+
+
+def test_weak_perspective_scale_recovers_a_known_scale():
+    gen = torch.Generator().manual_seed(0)
+    pose = _pose(gen)
+    scale = torch.tensor([800.0, 1200.0, 300.0], dtype=torch.float64)
+    keypoints = pose[..., :2] * scale[:, None, None] + torch.tensor([500.0, 480.0], dtype=torch.float64)
+    conf = torch.ones(3, 17, dtype=torch.float64)
+    assert torch.allclose(weak_perspective_scale(pose[..., :2], keypoints, conf), scale, rtol=1e-12)
+    # Missing joints (confidence 0, NaN keypoints) are ignored, not propagated.
+    keypoints[0, 5] = float("nan")
+    conf[0, 5] = 0.0
+    assert torch.allclose(weak_perspective_scale(pose[..., :2], keypoints, conf), scale, rtol=1e-12)
+
+
+def test_confidence_maps_linearly_to_spread():
+    conf = torch.tensor([[1.0, 0.5, 0.0]])
+    size = torch.tensor([400.0])
+    sigma = confidence_to_sigma_px(conf, size, 0.01, 0.10)
+    assert torch.allclose(sigma, torch.tensor([[4.0, 22.0, 40.0]]))
+    kp = torch.tensor([[[0.0, 0.0], [30.0, 40.0], [float("nan"), 0.0]]])
+    assert pose_size_px(kp, torch.tensor([[1.0, 1.0, 0.0]])).item() == pytest.approx(50.0)
+
+
+def test_hk_from_keypoints_has_the_stated_spread():
+    gen = torch.Generator().manual_seed(1)
+    pose = _pose(gen, b=2)
+    log_sigma_z = torch.full((2, 17), math.log(0.05), dtype=torch.float64)
+    scale = 1000.0
+    keypoints = pose[..., :2] * scale + 500.0
+    conf = torch.full((2, 17), 0.5, dtype=torch.float64)
+    s = hk_samples(pose, log_sigma_z, keypoints, conf, 20000, sigma_min=0.01, sigma_max=0.10, generator=gen)
+    assert s.shape == (2, 20000, 17, 3)
+    assert bool((s[:, :, 0] == 0).all())
+    mean = s.mean(1)
+    assert torch.allclose(mean[:, 1:], pose[:, 1:], atol=4 * 0.05 / math.sqrt(20000) + 1e-3)
+    expected_xy = (confidence_to_sigma_px(conf, pose_size_px(keypoints, conf), 0.01, 0.10) / scale)[:, 1:]
+    std = s.std(1)
+    assert torch.allclose(std[:, 1:, 0], expected_xy, rtol=0.03)
+    assert torch.allclose(std[:, 1:, 2], torch.full_like(std[:, 1:, 2], 0.05), rtol=0.03)
+
+
+def test_hk_from_heatmaps_keeps_a_second_mode():
+    gen = torch.Generator().manual_seed(2)
+    pose = _pose(gen, b=1)
+    keypoints = (pose[..., :2] * 1000.0 + 500.0).numpy()
+    alt = keypoints.copy()
+    alt[0, 13] += np.array([80.0, 0.0])  # a confusable second peak 80 px right of the left wrist
+    hm, boxes = render_heatmaps(keypoints, 4.0, size=(64, 64), second_mode=(0.3, alt))
+    hm_t, boxes_t = torch.from_numpy(hm).double(), torch.from_numpy(boxes).double()
+    s = hk_samples(pose, torch.full((1, 17), -3.0, dtype=torch.float64), torch.from_numpy(keypoints),
+                   torch.ones(1, 17, dtype=torch.float64), 4000, sigma_min=0.01, sigma_max=0.1,
+                   heatmaps=hm_t, heatmap_boxes=boxes_t, generator=gen)
+    x = s[0, :, 13, 0]
+    # Two clusters 0.08 m apart (80 px at 1000 px/m) holding ~70% and ~30% of the samples. Offsets are taken
+    # from the heatmap's mean (24 px right of the main mode), so the midpoint between modes is pose_x + 16 px.
+    far = (x > pose[0, 13, 0] + 0.016).double().mean().item()
+    assert far == pytest.approx(0.3, abs=0.05)
+    mean = heatmap_mean_px(hm_t, boxes_t)[0, 13, 0].item()
+    cell = (boxes[0, 2] - boxes[0, 0]) / 64
+    assert mean == pytest.approx(keypoints[0, 13, 0] + 0.3 * 80.0, abs=cell / 2)  # up to the grid's resolution
+
+
+def test_depth_histogram_samples_the_training_depths():
+    gen = torch.Generator().manual_seed(3)
+    poses = torch.randn((5000, 17, 3), generator=gen, dtype=torch.float64) * 0.2 + 0.1
+    poses[:, 0] = 0.0
+    hist = DepthHistogram.fit(poses, bins=40)
+    z = hist.sample(3, 4000, gen)
+    assert z.shape == (3, 17, 4000)
+    assert bool((z[:, 0].abs() < 1e-5).all())  # the root never moves in depth
+    assert torch.allclose(z[:, 1:].mean(-1), poses[:, 1:, 2].mean(0).expand(3, 16), atol=0.02)
+    assert bool((z >= hist.edges[None, :, :1]).all()) and bool((z <= hist.edges[None, :, -1:]).all())
+    again = DepthHistogram.from_state_dict(hist.state_dict())
+    assert torch.allclose(again.pmf, hist.pmf, rtol=1e-14, atol=0) and torch.equal(again.edges, hist.edges)
+
+
+@pytest.mark.parametrize("scope,cov", [("per_joint", "full"), ("whole_pose", "diag")])
+def test_fitted_gmm_draws_paths_from_hk(scope, cov):
+    gen = torch.Generator().manual_seed(4)
+    pose = _pose(gen, b=2).float()
+    s = hk_samples(pose, torch.full((2, 17), math.log(0.04)), pose[..., :2] * 900 + 400, torch.ones(2, 17), 256,
+                   sigma_min=0.01, sigma_max=0.1, generator=gen)
+    dist = fit_initial_distribution(s, scope=scope, num_components=3, covariance=cov, max_iter=50, tol=1e-5,
+                                    reg_covar=1e-3, generator=gen, backend="reference")
+    mu, eps = dist.draw(2000, gen)
+    assert mu.shape == eps.shape == (2, 2000, 17, 3)
+    assert bool((mu[:, :, 0] == 0).all()) and bool((eps[:, :, 0] == 0).all())
+    h_k = mu + eps  # samples of the fitted GMM: same first two moments as H_K
+    assert torch.allclose(h_k.mean(1), s.mean(1), atol=0.01)
+    assert torch.allclose(h_k.std(1)[:, 1:], s.std(1)[:, 1:], rtol=0.15, atol=2e-3)
+
+
+def test_standard_scope_is_the_unit_gaussian():
+    dist = InitialDistribution(batch=2, num_joints=17, scope="standard")
+    mu, eps = dist.draw(4000, torch.Generator().manual_seed(5))
+    assert bool((mu == 0).all())
+    assert eps[:, :, 1:].std().item() == pytest.approx(1.0, abs=0.02)

@@ -1,0 +1,154 @@
+"""DiffPoseLifter end to end at a tiny size: training lowers the losses, predictions keep the contract,
+save/load round-trips bit-exactly, and bad input is refused with a clear message."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from diffpose_fast import DiffPoseLifter, LifterConfig, LiftResult, PoseSequence
+from diffpose_fast.data.synthetic import generate_sequences
+from diffpose_fast.persistence import CheckpointError
+
+TINY = dict(embed_dim=16, context_dim=16, denoiser_heads=2, denoiser_blocks=1, encoder_layers=1, encoder_heads=2,
+            gmm_samples=16, gmm_max_iter=10, num_diffusion_steps=10, sampling_steps=2, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate_sequences(3, 48, seed=0), generate_sequences(2, 12, seed=1)
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    train, _ = data
+    lifter = DiffPoseLifter(seed=0, **TINY)
+    history = lifter.fit(train, context_steps=40, diffusion_steps=40, progress=False)
+    return lifter, history
+
+
+def test_training_lowers_both_losses(trained):
+    _, history = trained
+    for stage in ("context", "diffusion"):
+        losses = np.asarray(history[stage])
+        assert losses.shape == (40,)
+        assert np.isfinite(losses).all()
+        assert losses[-8:].mean() < 0.7 * losses[:8].mean(), f"{stage} loss did not fall: {losses}"
+
+
+def test_predictions_keep_the_contract(trained, data):
+    lifter, _ = trained
+    seq = data[1][0]
+    res = lifter.predict(seq, num_samples=4)
+    assert isinstance(res, LiftResult)
+    assert res.poses_3d.shape == (12, 17, 3) and res.poses_3d.dtype == np.float32
+    assert res.samples.shape == (4, 12, 17, 3)
+    assert res.std.shape == (12, 17)
+    assert np.isfinite(res.samples).all()
+    assert np.all(res.samples[:, :, 0] == 0) and np.all(res.poses_3d[:, 0] == 0)  # root-relative
+    np.testing.assert_allclose(res.poses_3d, res.samples.mean(0), atol=1e-6)
+    # Hypotheses are distinct draws from H_K, so they differ and their spread is positive.
+    assert np.abs(res.samples[0] - res.samples[1]).max() > 1e-4
+    assert (res.std[:, 1:] > 0).all()
+    expected_std = np.sqrt(((res.samples - res.samples.mean(0)) ** 2).sum(-1).mean(0))
+    np.testing.assert_allclose(res.std, expected_std, rtol=1e-5, atol=1e-7)
+    # Metres at human scale: a forearm is tens of centimetres, not millimetres or kilometres.
+    assert 0.05 < np.linalg.norm(res.poses_3d[:, 13] - res.poses_3d[:, 12], axis=-1).mean() < 1.0
+
+
+def test_samplers_and_determinism(trained, data):
+    lifter, _ = trained
+    seq = data[1][0]
+    ctx = lifter.predict(seq, sampler="context")
+    assert ctx.samples.shape == (1, 12, 17, 3) and np.all(ctx.std == 0)
+    ddpm = lifter.predict(seq, sampler="ddpm", num_samples=2)
+    assert ddpm.samples.shape == (2, 12, 17, 3)
+    a = lifter.predict(seq)
+    b = lifter.predict(seq)
+    np.testing.assert_array_equal(a.samples, b.samples)  # the default generator is seeded
+    c = lifter.predict(seq, generator=torch.Generator().manual_seed(123))
+    assert np.abs(a.samples - c.samples).max() > 0
+
+
+def test_tensor_and_array_inputs(trained, data):
+    lifter, _ = trained
+    seq = data[1][0]
+    from_array = lifter.predict(seq.keypoints_2d, image_size=seq.image_size, confidence=seq.confidence)
+    np.testing.assert_array_equal(from_array.samples, lifter.predict(seq).samples)
+    as_tensor = lifter.predict(torch.from_numpy(np.array(seq.keypoints_2d)), image_size=seq.image_size,
+                               confidence=torch.from_numpy(np.array(seq.confidence)))
+    assert isinstance(as_tensor.poses_3d, torch.Tensor)
+    np.testing.assert_array_equal(as_tensor.samples.numpy(), from_array.samples)
+
+
+def test_evaluate_reports_frame_and_action_averages(trained, data):
+    lifter, _ = trained
+    report = lifter.evaluate(data[1], num_samples=2, steps=2)
+    assert report["frames"] == 24
+    for key in ("mpjpe_mm", "p_mpjpe_mm", "n_mpjpe_mm"):
+        assert 0 < report[key] < 2000
+        assert key in report["action_wise"]
+    assert report["p_mpjpe_mm"] <= report["mpjpe_mm"] + 1e-9  # alignment can only lower the error
+    assert set(report["per_action"]) == {s.action for s in data[1]}
+
+
+def test_save_load_round_trips_bit_exactly(trained, data, tmp_path):
+    lifter, _ = trained
+    lifter.save(tmp_path / "model")
+    loaded = DiffPoseLifter.load(tmp_path / "model")
+    assert loaded.config == lifter.config
+    for name, value in lifter.model.state_dict().items():
+        assert torch.equal(value, loaded.model.state_dict()[name]), name
+    seq = data[1][1]
+    np.testing.assert_array_equal(lifter.predict(seq).samples, loaded.predict(seq).samples)
+
+
+def test_damaged_or_foreign_saves_are_refused(trained, tmp_path):
+    lifter, _ = trained
+    folder = tmp_path / "model"
+    lifter.save(folder)
+    weights = folder / "weights_ema.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # truncated
+    with pytest.raises(CheckpointError, match="damaged"):
+        DiffPoseLifter.load(folder)
+    lifter.save(folder)
+    meta = json.loads((folder / "config.json").read_text())
+    meta["format_version"] = 99
+    (folder / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="format_version"):
+        DiffPoseLifter.load(folder)
+    with pytest.raises(CheckpointError, match="not a folder"):
+        DiffPoseLifter.load(tmp_path / "nothing_here")
+
+
+@pytest.mark.parametrize("call,exc,needle", [
+    (lambda lf, s: lf.predict(np.zeros((4, 16, 2)), image_size=(100, 100)), ValueError, "17"),
+    (lambda lf, s: lf.predict(s, sampler="euler"), ValueError, "sampler"),
+    (lambda lf, s: lf.predict(s, steps=11), ValueError, "steps"),
+    (lambda lf, s: lf.predict(s, sampler="ddpm", steps=5), ValueError, "steps"),
+    (lambda lf, s: lf.predict(s, num_samples=0), ValueError, "num_samples"),
+    (lambda lf, s: lf.predict(s, confidence=np.ones((12, 17))), ValueError, "PoseSequence"),
+    (lambda lf, s: lf.predict(np.full((2, 17, 2), np.nan), image_size=(100, 100)), ValueError, "NaN"),
+    (lambda lf, s: lf.fit([PoseSequence(np.zeros((3, 17, 2)), image_size=(10, 10))]), ValueError, "poses_3d"),
+    (lambda lf, s: lf.fit([]), ValueError, "empty"),
+    (lambda lf, s: lf.evaluate(["not a sequence"]), TypeError, "PoseSequence"),
+])
+def test_bad_input_is_refused_clearly(trained, data, call, exc, needle):
+    lifter, _ = trained
+    with pytest.raises(exc, match=needle):
+        call(lifter, data[1][0])
+
+
+def test_config_round_trips_and_rejects_unknown_keys(tmp_path):
+    cfg = LifterConfig(gmm_components=3, sampler="ddpm")
+    for name in ("c.json", "c.yaml"):
+        cfg.save(tmp_path / name)
+        assert LifterConfig.load(tmp_path / name) == cfg
+    with pytest.raises(ValueError, match="unknown key"):
+        LifterConfig.from_dict({"gmm_component": 3})
+    with pytest.raises(ValueError, match="gmm_components"):
+        LifterConfig(gmm_components=10)
+    with pytest.raises(ValueError, match="sampling_steps"):
+        LifterConfig(num_diffusion_steps=10, sampling_steps=20)
+    with pytest.raises(ValueError, match="unknown key"):
+        DiffPoseLifter(gmm_component=3)
