@@ -129,7 +129,7 @@ def eq9_weight(k: Step, schedule: DiffusionSchedule, k_prev: Optional[Step] = No
         k_prev: default k - 1.
 
     Returns:
-        float64 tensor: 0-d for an int k, [B] for a tensor k.
+        float64 tensor on k's device: 0-d for an int k, [B] for a tensor k.
     """
     schedule.check_step(k, "k", low=1)
     if k_prev is None:
@@ -139,6 +139,7 @@ def eq9_weight(k: Step, schedule: DiffusionSchedule, k_prev: Optional[Step] = No
     idx_prev = torch.as_tensor(k_prev).long()
     if bool(torch.any(idx_prev >= idx)):
         raise ValueError("k_prev must be smaller than k")
-    a, b = schedule.a, schedule.b
+    idx_prev = idx_prev.to(idx.device)
+    a, b = schedule.a.to(idx.device), schedule.b.to(idx.device)  # tables live on the CPU; k may not
     c = a[idx_prev] - b[idx_prev] * a[idx] / b[idx]
     return c * c
