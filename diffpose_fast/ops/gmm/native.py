@@ -62,6 +62,11 @@ def _ptr(t: torch.Tensor) -> int:
     return t.data_ptr()
 
 
+def _empty(like: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Every output buffer is allocated here (tests replace this to poison outputs with NaN)."""
+    return torch.empty(shape, dtype=like.dtype if dtype is None else dtype, device=like.device)
+
+
 def _cov_shape(b: int, m: int, d: int, covariance_type: str) -> tuple[int, ...]:
     return (b, m, d, d) if covariance_type == "full" else (b, m, d)
 
@@ -102,8 +107,8 @@ def e_step(samples: torch.Tensor, weights: torch.Tensor, means: torch.Tensor, co
     cov = covariances.to(samples.dtype).contiguous()
     b, n, d = x.shape
     m = w.shape[-1]
-    log_resp = x.new_empty((b, n, m))
-    ll = x.new_empty((b,))
+    log_resp = _empty(x, (b, n, m))
+    ll = _empty(x, (b,))
     args = (dtype, _ptr(x), b, n, d, m, full, _ptr(w), _ptr(mu), _ptr(cov), _ptr(log_resp), _ptr(ll))
     if x.is_cuda:
         _cuda_call("em_e_step_cuda", dtype, b, n, d, m, full, "e", x.device, *args)
@@ -126,9 +131,9 @@ def m_step(samples: torch.Tensor, resp: torch.Tensor, reg_covar: torch.Tensor,
     reg = reg_covar.to(device=samples.device, dtype=samples.dtype).reshape(-1).contiguous()
     b, n, d = x.shape
     m = r.shape[-1]
-    weights = x.new_empty((b, m))
-    means = x.new_empty((b, m, d))
-    cov = x.new_empty(_cov_shape(b, m, d, covariance_type))
+    weights = _empty(x, (b, m))
+    means = _empty(x, (b, m, d))
+    cov = _empty(x, _cov_shape(b, m, d, covariance_type))
     args = (dtype, _ptr(x), b, n, d, m, full, _ptr(r), _ptr(reg), _ptr(weights), _ptr(means), _ptr(cov))
     if x.is_cuda:
         _cuda_call("em_m_step_cuda", dtype, b, n, d, m, full, "m", x.device, *args)
@@ -146,12 +151,12 @@ def _fit_impl(samples: torch.Tensor, resp0: torch.Tensor, reg_covar: torch.Tenso
     reg = reg_covar.to(device=samples.device, dtype=samples.dtype).reshape(-1).contiguous()
     b, n, d = x.shape
     m = r.shape[-1]
-    weights = x.new_empty((b, m))
-    means = x.new_empty((b, m, d))
-    cov = x.new_empty(_cov_shape(b, m, d, "full" if full else "diag"))
-    ll = x.new_empty((b,))
-    n_iter = torch.empty((b,), dtype=torch.int32, device=x.device)
-    converged = torch.empty((b,), dtype=torch.bool, device=x.device)
+    weights = _empty(x, (b, m))
+    means = _empty(x, (b, m, d))
+    cov = _empty(x, _cov_shape(b, m, d, "full" if full else "diag"))
+    ll = _empty(x, (b,))
+    n_iter = _empty(x, (b,), torch.int32)
+    converged = _empty(x, (b,), torch.bool)
     args = (dtype, _ptr(x), b, n, d, m, full, _ptr(r), _ptr(reg), int(max_iter), float(tol), _ptr(weights),
             _ptr(means), _ptr(cov), _ptr(ll), _ptr(n_iter), _ptr(converged))
     if x.is_cuda:
