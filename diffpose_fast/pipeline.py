@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .config import LifterConfig
-from .diffusion.samplers import DDIMSampler
+from .fast.sampler import gmm_backend, reverse_diffusion
 from .diffusion.schedule import DiffusionSchedule
 from .distribution.depth import DepthHistogram
 from .distribution.initial import InitialDistribution, fit_initial_distribution, hk_samples
@@ -72,16 +72,13 @@ class DiffPoseModel(nn.Module):
         if sampler == "context":
             return context.pose[:, None]
         b, j = context.pose.shape[:2]
-        hk = self.initial_distribution(frames, context, generator, backend)
+        hk = self.initial_distribution(frames, context, generator, gmm_backend(backend))
         mu, eps = hk.draw(num_samples, generator, device=context.pose.device, dtype=context.pose.dtype)
         mu = mu.reshape(b * num_samples, j, 3)
         h_k = mu + eps.reshape(b * num_samples, j, 3)
         features = context.features.repeat_interleave(num_samples, 0)  # N hypotheses batched with the frames
-
-        def denoise(h: torch.Tensor, k: int) -> torch.Tensor:
-            return self.denoiser(h, features, k)
-
         k_steps = self.schedule.num_steps if sampler == "ddpm" else steps
-        h0 = DDIMSampler(self.schedule).sample(denoise, h_k, mu, k_steps)
+        # backend "reference": DDIMSampler + the reference denoiser; "auto"/"fast"/"native": the fast path (issue 9)
+        h0 = reverse_diffusion(self.denoiser, self.schedule, features, h_k, mu, k_steps, backend)
         h0 = h0.reshape(b, num_samples, j, 3)
         return h0 - h0[:, :, :1]  # root-relative: the root is exactly zero

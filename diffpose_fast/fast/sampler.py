@@ -1,0 +1,90 @@
+"""The reverse loop on the fast path: fused denoiser + fused DDIM update, graph-captured on CUDA.
+
+``reverse_diffusion`` is what ``pipeline.DiffPoseModel.sample`` calls. Backends (the ``backend`` argument of
+``DiffPoseLifter.predict`` / ``DiffPoseModel.sample``):
+
+- "reference": ``DDIMSampler.sample`` with the reference ``GCNAttentionDenoiser`` (the oracle).
+- "native": the fused native denoiser (C++ on CPU, the CUDA kernel on GPU); raises with the reasons when the
+  compiled module cannot run these inputs.
+- "fast": the fused denoiser through its first available backend (native, else hoisted torch ops).
+- "auto": "fast" (the ``DIFFPOSE_FAST_BACKEND`` / ``force_backend`` override applies to the denoiser choice).
+
+On CUDA with eta = 0 the whole loop is replayed from a CUDA graph per batch-size bucket (``cuda_graph``).
+The math is ``DDIMSampler.sample`` exactly: same grid (``DDIMSampler.timesteps``), same closed-form step.
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Optional
+
+import torch
+
+from ..diffusion.samplers import DDIMSampler
+from ..diffusion.schedule import DiffusionSchedule
+from ..models.denoiser import GCNAttentionDenoiser
+from .ddim_update import custom_op, ddim_coefficients
+from .fused_denoiser import FusedDenoiser
+
+BACKENDS = ("auto", "fast", "native", "reference")
+_fused_cache: "weakref.WeakKeyDictionary[GCNAttentionDenoiser, FusedDenoiser]" = weakref.WeakKeyDictionary()
+
+
+def fused_for(model: GCNAttentionDenoiser) -> FusedDenoiser:
+    """One FusedDenoiser per model (weights packed once, re-packed when they change)."""
+    fused = _fused_cache.get(model)
+    if fused is None:
+        fused = _fused_cache[model] = FusedDenoiser(model)
+    return fused
+
+
+def gmm_backend(backend: str) -> str:
+    """The backend name the GMM ops understand for a sampling backend ("fast" -> "auto")."""
+    return "auto" if backend == "fast" else backend
+
+
+def fast_sample(fused: FusedDenoiser, features: torch.Tensor, h_K: torch.Tensor, mu: torch.Tensor,
+                schedule: DiffusionSchedule, steps: int, *, eta: float = 0.0,
+                noise_std: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None,
+                denoiser_backend: str = "auto", noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The eager fast loop: S fused denoiser calls, S fused updates. Returns h_0 [B, J, 3].
+
+    noise: optional pre-drawn z [S, B, J, 3] (N(0, I), scaled by noise_std here) instead of the generator.
+    """
+    if eta > 0.0 and noise_std is None:
+        raise ValueError("fast_sample: noise_std is required when eta > 0")
+    grid = DDIMSampler(schedule).timesteps(steps)
+    op = custom_op()
+    h = h_K
+    for i, (k, k_prev) in enumerate(zip(grid[:-1], grid[1:])):
+        x0 = fused(h, features, k, backend=denoiser_backend)
+        if k_prev == 0:
+            h = x0
+            break
+        coeffs = ddim_coefficients(schedule, k, k_prev, eta)
+        z = None
+        if coeffs[4] != 0.0:
+            draw = noise[i] if noise is not None else torch.randn(h.shape, generator=generator, dtype=h.dtype,
+                                                                 device=h.device)
+            z = noise_std * draw
+        h = op(h, x0, mu, z, *coeffs)
+    return h
+
+
+def reverse_diffusion(denoiser: GCNAttentionDenoiser, schedule: DiffusionSchedule, features: torch.Tensor,
+                      h_K: torch.Tensor, mu: torch.Tensor, steps: int, backend: str = "auto") -> torch.Tensor:
+    """h_0 [B, J, 3] from h_K (N hypotheses batched into B) with the chosen backend (module docstring)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"reverse_diffusion: backend must be one of {list(BACKENDS)}, got {backend!r}")
+    if backend == "reference":
+        def denoise(h: torch.Tensor, k: int) -> torch.Tensor:
+            return denoiser(h, features, k)
+
+        return DDIMSampler(schedule).sample(denoise, h_K, mu, steps)
+    den_backend = "native" if backend == "native" else "auto"
+    fused = fused_for(denoiser)
+    if h_K.is_cuda:
+        from .cuda_graph import graphed_sample
+
+        return graphed_sample(fused, features, h_K, mu, schedule, steps, denoiser_backend=den_backend)
+    with torch.inference_mode():
+        return fast_sample(fused, features, h_K, mu, schedule, steps, denoiser_backend=den_backend).clone()
