@@ -84,29 +84,47 @@ class DiffPoseLifter:
     # --------------------------------------------------------------------------------------------- train
     def fit(self, train: Sequence[PoseSequence], val: Optional[Sequence[PoseSequence]] = None, *,
             context_steps: Optional[int] = None, diffusion_steps: Optional[int] = None,
-            batch_size: Optional[int] = None, progress: bool = True) -> dict[str, Any]:
+            batch_size: Optional[int] = None, progress: bool = True, resume=None, checkpoint_dir=None,
+            checkpoint_every: Optional[int] = None) -> dict[str, Any]:
         """Train stage 1 (context encoder) then stage 2 (diffusion model).
+
+        Under torchrun (WORLD_SIZE > 1) this trains with DistributedDataParallel: each process calls ``fit``
+        with the same arguments and data (see docs/training.md, ``training.distributed``).
 
         Args:
             train: PoseSequences with poses_3d (metres, camera frame).
             val: optional sequences evaluated after training (``evaluate``'s report lands in history["val"]).
             context_steps, diffusion_steps: optimiser steps per stage (None: the configured epochs).
             batch_size: frames per step (None: config.batch_size).
-            progress: show progress bars.
+            progress: show progress bars (rank 0 only).
+            checkpoint_dir: folder for training checkpoints (rank 0 writes them; ``training.checkpoint``).
+            checkpoint_every: also write one every that many optimiser steps (None: at the end of each stage).
+            resume: a checkpoint file or folder (its newest checkpoint) to continue from; True: the newest in
+                checkpoint_dir if there is one, else start afresh. The run (config, seed, batch size, steps,
+                data) must be the one that wrote it; the result equals the uninterrupted run's.
 
         Returns:
-            {"context": [loss per step], "diffusion": [loss per step], "val": report or None}.
+            {"context": [loss per step], "diffusion": [loss per step], "val": report or None} (a resumed run
+            returns the losses of the whole run).
         """
+        from .training import distributed
+        from .training.checkpoint import resolve_resume
+
         train = _check_sequences(train, "train")
+        ckpt = resolve_resume(resume, checkpoint_dir, checkpoint_every)
+        dist = distributed.init_from_env(self.device)
+        if dist.device != self.device:  # "cuda" under torchrun: this process's GPU
+            self.device = dist.device
+            self.model.to(self.device)
         bs = self.config.batch_size if batch_size is None else _positive_int(batch_size, "batch_size")
         frames = frames_from_sequences(train, self.config.default_confidence, require_poses=True)
         c_steps = (steps_for(self.config.context_epochs, len(frames), bs) if context_steps is None
                    else _positive_int(context_steps, "context_steps", minimum=0))
         d_steps = (steps_for(self.config.diffusion_epochs, len(frames), bs) if diffusion_steps is None
                    else _positive_int(diffusion_steps, "diffusion_steps", minimum=0))
-        trainer = Trainer(self.model, self.seed, self.device, progress)
-        history: dict[str, Any] = {"context": trainer.train_context(frames, c_steps, bs)}
-        history["diffusion"] = trainer.train_diffusion(frames, d_steps, bs)
+        trainer = Trainer(self.model, self.seed, self.device, progress, dist=dist,
+                          checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every)
+        history: dict[str, Any] = dict(trainer.fit(frames, c_steps, d_steps, bs, resume=ckpt))
         self._raw_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.model.load_state_dict(trainer.ema.state_dict())  # evaluation uses the EMA weights
         self.model.eval()
@@ -182,7 +200,9 @@ class DiffPoseLifter:
 
         Returns {"frames": F, "mpjpe_mm", "p_mpjpe_mm", "n_mpjpe_mm": frame-weighted averages, and when every
         sequence has an action: "action_wise": {metric: action-wise average (the paper's number)},
-        "per_action": {action: {metric: value}}}.
+        "per_action": {action: {metric: value}}}. Each sequence gets its own generator (seeded from one draw
+        of ``generator``), so under torchrun each process predicts a share of the sequences and the report
+        equals the one-process report exactly.
         """
         from . import metrics
 
@@ -190,13 +210,15 @@ class DiffPoseLifter:
         per_frame: dict[str, list[np.ndarray]] = {"mpjpe": [], "p_mpjpe": [], "n_mpjpe": []}
         labels: list[Optional[str]] = []
         gen = generator if generator is not None else torch.Generator().manual_seed(self.seed)
-        for seq in sequences:
-            res = self.predict(seq, sampler=sampler, num_samples=num_samples,
-                               steps=None if sampler == "ddpm" else steps, generator=gen)
+        from .training.distributed import predict_sequences  # under torchrun: each rank predicts its share
+
+        predicted = predict_sequences(self, sequences, gen, sampler=sampler, num_samples=num_samples,
+                                      steps=None if sampler == "ddpm" else steps)
+        for seq, poses_3d in zip(sequences, predicted):
             gt = seq.root_relative_poses()
             keep = np.ones(seq.num_frames, bool) if seq.valid is None else np.asarray(seq.valid, bool)
             for name in per_frame:
-                per_frame[name].append(getattr(metrics, name)(res.poses_3d[keep], gt[keep], reduce="none"))
+                per_frame[name].append(getattr(metrics, name)(poses_3d[keep], gt[keep], reduce="none"))
             labels += [seq.action] * int(keep.sum())
         errors = {k: np.concatenate(v) * metrics.MM_PER_M for k, v in per_frame.items()}
         report: dict[str, Any] = {"frames": int(errors["mpjpe"].size), "sampler": sampler,
@@ -280,7 +302,13 @@ def _as_sequence(x, **kwargs) -> tuple[PoseSequence, bool]:
     as_tensor = isinstance(x, torch.Tensor)
     if as_tensor:
         x = x.detach().cpu().numpy()
-    arr = np.asarray(x, dtype=np.float32) if not isinstance(x, np.ndarray) else x
+    try:
+        if x is None or isinstance(x, (str, bytes, dict)):
+            raise TypeError
+        arr = x if isinstance(x, np.ndarray) else np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError):  # None, str, dict, ragged lists
+        raise TypeError(f"predict: keypoints_2d must be a PoseSequence, or an array, tensor or nested list of "
+                        f"numbers [T, {NUM_JOINTS}, 2], got {type(x).__name__}") from None
     if arr.ndim == 2:
         arr = arr[None]  # a single frame [17, 2]
     if arr.ndim != 3 or arr.shape[1:] != (NUM_JOINTS, 2):

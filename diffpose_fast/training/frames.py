@@ -70,15 +70,20 @@ def encoder_inputs(keypoints: np.ndarray, confidence: np.ndarray, image_size) ->
     return np.concatenate([kp, confidence[..., None]], axis=-1).astype(np.float32)
 
 
-def fill_missing(keypoints: np.ndarray, confidence: np.ndarray) -> np.ndarray:
-    """keypoints [T, J, 2] with NaN / zero-confidence joints replaced by the frame's mean confident joint."""
+def fill_missing(keypoints: np.ndarray, confidence: np.ndarray, image_size=None) -> np.ndarray:
+    """keypoints [T, J, 2] with NaN / zero-confidence joints replaced by the frame's mean confident joint.
+
+    A frame with no confident joint at all gets the image centre (w/2, h/2) (the origin without image_size).
+    The confidence of a filled joint stays 0, which gives it the widest 2D spread in H_K (``keypoint_sigma_max``).
+    """
     kp = keypoints.astype(np.float64).copy()
     missing = (confidence <= 0) | ~np.isfinite(kp).all(-1)
     if missing.any():
-        present = np.where(missing[..., None], np.nan, kp)
-        with np.errstate(invalid="ignore"):
-            mean = np.nanmean(present, axis=1, keepdims=True)  # [T, 1, 2]; NaN if the whole frame is missing
-        mean = np.nan_to_num(mean)
+        present = ~missing[..., None]
+        count = present.sum(axis=1, keepdims=True)  # [T, 1, 1]
+        total = np.where(present, kp, 0.0).sum(axis=1, keepdims=True)
+        centre = np.zeros(2) if image_size is None else np.asarray(image_size, dtype=np.float64) / 2.0
+        mean = np.where(count > 0, total / np.maximum(count, 1), centre)  # [T, 1, 2]
         kp = np.where(missing[..., None], mean, kp)
     return kp
 
@@ -92,7 +97,7 @@ def frames_from_sequences(sequences: Sequence, default_confidence: float, requir
         t = seq.num_frames
         conf = (seq.confidence if seq.confidence is not None
                 else np.full((t, NUM_JOINTS), default_confidence, dtype=np.float32))
-        kp = fill_missing(seq.keypoints_2d, conf)
+        kp = fill_missing(seq.keypoints_2d, conf, seq.image_size)
         parts["inputs"].append(encoder_inputs(kp, conf, seq.image_size))
         parts["keypoints"].append(kp.astype(np.float32))
         parts["confidence"].append(conf.astype(np.float32))

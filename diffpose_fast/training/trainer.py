@@ -5,39 +5,60 @@ stage 1  the context encoder phi_ST learns x, y, z (MPJPE) and its own depth spr
 stage 2  per batch: H_K from the frozen encoder -> GMM by EM (Eq. 6) -> one component and one eps^G per
          hypothesis set -> h_k by Eq. 7 at a uniformly drawn k -> g predicts h_0 -> Eq. 9 (x0 form).
 
-Randomness is derived from (seed, stage, epoch) for the order of samples and from (seed, stage, step) for
-everything drawn inside a step, never from one global stream: a run resumed at any step replays the same draws.
+Randomness never comes from one global stream. The order of samples is derived from (seed, stage, epoch); every
+draw inside step s comes from ``derived_generator(seed, stage, s)``, drawn for the whole global batch and sliced
+per sample (``step_noise``); dropout, the only user of torch's global RNG, is re-seeded from (seed, stage, s,
+rank) at every step inside ``torch.random.fork_rng`` (the caller's global RNG state is left as it was). So a run
+resumed from a checkpoint at any step replays the same draws (bit-exact on CPU with the same thread count and
+backend), and W DistributedDataParallel processes draw what one process draws (``distributed``).
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 from tqdm.auto import tqdm
 
 from ..distribution.depth import DepthHistogram
+from ..ops.gmm import em_fit
 from ..pipeline import DiffPoseModel
+from . import distributed as dist_utils
+from .checkpoint import TrainingCheckpoint, data_sha256, save_checkpoint
 from .ema import EMA
 from .frames import FrameSet
 from .losses import depth_nll_loss, diffusion_loss, mpjpe_loss
+from .step_noise import (StepNoise, context_noise, diffusion_noise, gmm_inputs, hk_samples_from_noise,
+                         kmeanspp_from_noise, paths_from_noise)
 
 STAGES = {"context": 1, "diffusion": 2}
 
 
+def derived_seed(seed: int, stage: str, counter: int) -> int:
+    """A 63-bit seed that depends only on (seed, stage, counter)."""
+    return (seed * 1_000_003 + STAGES[stage] * 7_919 + counter * 2_654_435_761) % (2**63 - 1)
+
+
 def derived_generator(seed: int, stage: str, counter: int) -> torch.Generator:
     """A CPU generator whose state depends only on (seed, stage, counter)."""
-    mixed = (seed * 1_000_003 + STAGES[stage] * 7_919 + counter * 2_654_435_761) % (2**63 - 1)
-    return torch.Generator().manual_seed(mixed)
+    return torch.Generator().manual_seed(derived_seed(seed, stage, counter))
+
+
+def dropout_seed(seed: int, stage: str, step: int, rank: int) -> int:
+    """Seed of torch's global RNG (dropout) at a step of a stage, per rank."""
+    return derived_seed(seed, stage, 1_000_000_007 + step * 4_099 + rank)
 
 
 def batch_indices(num_frames: int, batch_size: int, seed: int, stage: str, start_step: int,
                   total_steps: int) -> Iterator[tuple[int, torch.Tensor]]:
     """(step, frame indices) for steps start_step..total_steps-1; epochs are seeded permutations."""
     per_epoch = max(1, math.ceil(num_frames / batch_size))
+    perm, perm_epoch = None, None
     for step in range(start_step, total_steps):
         epoch, pos = divmod(step, per_epoch)
-        perm = torch.randperm(num_frames, generator=derived_generator(seed, stage, -1 - epoch))
+        if epoch != perm_epoch:
+            perm, perm_epoch = torch.randperm(num_frames, generator=derived_generator(seed, stage, -1 - epoch)), epoch
         yield step, perm[pos * batch_size:(pos + 1) * batch_size]
 
 
@@ -63,114 +84,251 @@ def ema_decay_at(step: int, decay: float) -> float:
     return min(decay, (1.0 + step) / (10.0 + step))
 
 
-def _augment(frames: FrameSet, generator: torch.Generator, enabled: bool) -> FrameSet:
-    """Mirror a random half of the batch (conventions 1.7)."""
+def _augment(frames: FrameSet, flip_u: torch.Tensor, enabled: bool) -> FrameSet:
+    """Mirror the samples whose uniform flip_u [B] is below 1/2 (conventions 1.7)."""
     if not enabled:
         return frames
-    flip = torch.rand(len(frames), generator=generator) < 0.5
+    flip = flip_u < 0.5
     if not bool(flip.any()):
         return frames
     mirrored = frames.flipped()
-    out = FrameSet(*(None if a is None else torch.where(flip.view(-1, *[1] * (a.dim() - 1)).to(a.device), b, a)
-                     for a, b in zip((frames.inputs, frames.keypoints, frames.confidence, frames.image_size,
-                                      frames.poses, frames.heatmaps, frames.boxes),
-                                     (mirrored.inputs, mirrored.keypoints, mirrored.confidence, mirrored.image_size,
-                                      mirrored.poses, mirrored.heatmaps, mirrored.boxes))))
-    return out
+    return FrameSet(*(None if a is None else torch.where(flip.view(-1, *[1] * (a.dim() - 1)).to(a.device), b, a)
+                      for a, b in zip((frames.inputs, frames.keypoints, frames.confidence, frames.image_size,
+                                       frames.poses, frames.heatmaps, frames.boxes),
+                                      (mirrored.inputs, mirrored.keypoints, mirrored.confidence, mirrored.image_size,
+                                       mirrored.poses, mirrored.heatmaps, mirrored.boxes))))
+
+
+def run_description(config, seed: int, frames: FrameSet, context_steps: int, diffusion_steps: int,
+                    batch_size: int) -> dict[str, Any]:
+    """What must be equal for a checkpoint to continue a run (checked field by field on resume)."""
+    return {"config": config.to_dict(), "seed": int(seed), "batch_size": int(batch_size),
+            "context_steps": int(context_steps), "diffusion_steps": int(diffusion_steps), "frames": len(frames),
+            "data_sha256": data_sha256(frames.inputs, frames.keypoints, frames.confidence, frames.image_size,
+                                       frames.poses, frames.heatmaps, frames.boxes)}
 
 
 class Trainer:
-    """Runs the two stages on a DiffPoseModel. ``ema`` covers the whole model (encoder and denoiser)."""
+    """Runs the two stages on a DiffPoseModel. ``ema`` covers the whole model (encoder and denoiser).
 
-    def __init__(self, model: DiffPoseModel, seed: int, device: torch.device, progress: bool = True):
+    dist: the distributed context (None: one process). checkpoint_dir / checkpoint_every: write a checkpoint
+    (rank 0 only) every that many optimiser steps, counted over both stages, and at the end of each stage.
+    """
+
+    def __init__(self, model: DiffPoseModel, seed: int, device: torch.device, progress: bool = True, *,
+                 dist: Optional[dist_utils.DistContext] = None, backend: str = "auto",
+                 checkpoint_dir: Optional[str | Path] = None, checkpoint_every: Optional[int] = None,
+                 keep_checkpoints: Optional[int] = None):
         self.model = model
         self.config = model.config
         self.seed = seed
         self.device = device
-        self.progress = progress
+        self.dist = dist or dist_utils.DistContext(device=torch.device(device))
+        self.progress = progress and self.dist.is_main
+        self.backend = backend
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.checkpoint_every = checkpoint_every
+        self.keep_checkpoints = keep_checkpoints
         self.ema = EMA(model, self.config.ema_decay)
+        self.losses: dict[str, list[float]] = {"context": [], "diffusion": []}
+        self.run: Optional[dict[str, Any]] = None
+        self._steps = {"context": 0, "diffusion": 0}
+        self._last_saved: Optional[int] = None
 
     def _bar(self, total: int, initial: int, desc: str):
         return tqdm(total=total, initial=initial, desc=desc, disable=not self.progress, leave=False,
                     dynamic_ncols=True)
 
+    # ------------------------------------------------------------------------------------------- driver
+    def fit(self, frames: FrameSet, context_steps: int, diffusion_steps: int, batch_size: int,
+            resume: Optional[TrainingCheckpoint] = None) -> dict[str, list[float]]:
+        """Both stages, from the start or from ``resume``; returns the per-step losses of each stage."""
+        self._steps = {"context": context_steps, "diffusion": diffusion_steps}
+        if self.checkpoint_dir is not None or resume is not None:
+            self.run = run_description(self.config, self.seed, frames, context_steps, diffusion_steps, batch_size)
+        stage, start = "context", 0
+        if resume is not None:
+            resume.check_run(self.run)
+            self._restore(resume)
+            stage, start = resume.stage, resume.next_step
+            self.losses = resume.losses
+            self._last_saved = resume.global_step
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            if stage == "context":
+                self.train_context(frames, context_steps, batch_size, start, resume)
+                start, resume = 0, None
+            self.train_diffusion(frames, diffusion_steps, batch_size, self.backend, start, resume)
+        return self.losses
+
+    def _restore(self, ckpt: TrainingCheckpoint) -> None:
+        """Model (raw), EMA and histogram from a verified checkpoint; everything is checked before copying."""
+        model_state = ckpt.check_state("model", self.model.state_dict())
+        ema_state = ckpt.check_state("ema", self.ema.shadow)
+        hist = ckpt.group("hk")
+        histogram = DepthHistogram.from_state_dict(hist) if hist else None
+        self.model.load_state_dict(model_state)
+        self.ema.load_state_dict(ema_state)
+        self.model.depth_histogram = histogram
+
+    def _restore_optimizer(self, ckpt: TrainingCheckpoint, opt, sched) -> None:
+        from ..persistence import CheckpointError
+
+        state = ckpt.optimizer_state(opt)
+        try:
+            opt.load_state_dict(state)
+            sched.load_state_dict(dict(ckpt.meta["scheduler"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"resume: the optimiser state in {str(ckpt.path)!r} does not fit ({exc})") from None
+
+    def _global_step(self, stage: str, done: int) -> int:
+        return done if stage == "context" else self._steps["context"] + done
+
+    def _maybe_save(self, stage: str, done: int, opt, sched, stage_end: bool) -> None:
+        if self.checkpoint_dir is None or not self.dist.is_main:
+            return
+        g = self._global_step(stage, done)
+        due = stage_end or (self.checkpoint_every is not None and g % self.checkpoint_every == 0)
+        if not due or g == self._last_saved:
+            return
+        hist = self.model.depth_histogram
+        save_checkpoint(self.checkpoint_dir, stage=stage, next_step=done, global_step=g, run=self.run,
+                        model_state=self.model.state_dict(), ema_state=self.ema.state_dict(), optimizer=opt,
+                        scheduler=sched, losses=self.losses, histogram=None if hist is None else hist.state_dict(),
+                        keep=self.keep_checkpoints)
+        self._last_saved = g
+
+    def _step_begin(self, stage: str, step: int, idx: torch.Tensor) -> tuple[int, int, torch.Generator]:
+        """Seed dropout for this step and rank; this rank's slice [lo, hi) of the global batch; the step generator."""
+        torch.manual_seed(dropout_seed(self.seed, stage, step, self.dist.rank))
+        lo, hi = dist_utils.shard(len(idx), self.dist.rank, self.dist.world_size)
+        return lo, hi, derived_generator(self.seed, stage, step)
+
+    def _optimise(self, stage: str, step: int, loss: torch.Tensor, weight: float, params, opt, sched) -> float:
+        """Backward of the local loss scaled so DDP's average is the global mean; clip, step, EMA; the global loss."""
+        cfg = self.config
+        scaled = loss if not self.dist.enabled else loss * (weight * self.dist.world_size)
+        opt.zero_grad(set_to_none=True)
+        scaled.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        sched.step()
+        self.ema.decay = ema_decay_at(step, cfg.ema_decay)
+        self.ema.update(self.model)
+        value = loss.detach() if not self.dist.enabled else dist_utils.all_reduce_sum(
+            loss.detach().double() * weight, self.dist)
+        return float(value)
+
     # ------------------------------------------------------------------------------------------ stage 1
-    def train_context(self, frames: FrameSet, total_steps: int, batch_size: int) -> list[float]:
+    def train_context(self, frames: FrameSet, total_steps: int, batch_size: int, start_step: int = 0,
+                      resume: Optional[TrainingCheckpoint] = None) -> list[float]:
         cfg = self.config
         model = self.model
-        model.depth_histogram = DepthHistogram.fit(frames.poses, cfg.z_histogram_bins)
+        if resume is None:
+            model.depth_histogram = DepthHistogram.fit(frames.poses, cfg.z_histogram_bins)
         params = list(model.encoder.parameters())
         opt = torch.optim.AdamW(params, lr=cfg.context_lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine_lr(total_steps))
+        if resume is not None:
+            self._restore_optimizer(resume, opt, sched)
         model.encoder.train()
-        losses: list[float] = []
-        with self._bar(total_steps, 0, "stage 1: context encoder") as bar:
-            for step, idx in batch_indices(len(frames), batch_size, self.seed, "context", 0, total_steps):
-                gen = derived_generator(self.seed, "context", step)
-                batch = _augment(frames.index(idx), gen, cfg.flip_augment).to(self.device)
-                out = model.encoder(batch.inputs)
+        encoder = dist_utils.wrap(model.encoder, self.dist, find_unused_parameters=cfg.z_nll_weight == 0)
+        losses = self.losses["context"]
+        with self._bar(total_steps, start_step, "stage 1: context encoder") as bar:
+            for step, idx in batch_indices(len(frames), batch_size, self.seed, "context", start_step, total_steps):
+                lo, hi, gen = self._step_begin("context", step, idx)
+                noise = context_noise(len(idx), gen)
+                weight = (hi - lo) / len(idx)
+                if hi == lo:  # more ranks than samples: take part in the gradient average with zero weight
+                    lo, hi, weight = 0, 1, 0.0
+                batch = _augment(frames.index(idx[lo:hi]), noise.flip_u[lo:hi], cfg.flip_augment).to(self.device)
+                out = encoder(batch.inputs)
                 loss = mpjpe_loss(out.pose, batch.poses)
                 if cfg.z_nll_weight > 0:
                     loss = loss + cfg.z_nll_weight * depth_nll_loss(out.pose[..., 2], out.log_sigma_z,
                                                                     batch.poses[..., 2])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                opt.step()
-                sched.step()
-                self.ema.decay = ema_decay_at(step, cfg.ema_decay)
-                self.ema.update(model)
-                losses.append(loss.item())
+                losses.append(self._optimise("context", step, loss, weight, params, opt, sched))
+                self._maybe_save("context", step + 1, opt, sched, stage_end=False)
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")
                 bar.update(1)
+        self._maybe_save("context", total_steps, opt, sched, stage_end=True)
         # Freeze the averaged encoder: stage 2 and inference condition on it.
         encoder_state = {k[len("encoder."):]: v for k, v in self.ema.shadow.items() if k.startswith("encoder.")}
         model.encoder.load_state_dict(encoder_state)
-        model.encoder.eval()
-        for p in model.encoder.parameters():
-            p.requires_grad_(False)
+        self._freeze_encoder()
         return losses
 
+    def _freeze_encoder(self) -> None:
+        self.model.encoder.eval()
+        for p in self.model.encoder.parameters():
+            p.requires_grad_(False)
+
     # ------------------------------------------------------------------------------------------ stage 2
-    def train_diffusion(self, frames: FrameSet, total_steps: int, batch_size: int,
-                        backend: str = "auto") -> list[float]:
+    def _initial_paths(self, batch: FrameSet, context, noise: StepNoise, backend: str):
+        """(mu, eps) [B, H, J, 3] of Eq. 7 for the local samples, from their rows of the step's noise."""
+        cfg = self.config
+        b, j = context.pose.shape[:2]
+        if cfg.forward_process == "standard":
+            eps = noise.std_eps.to(self.device, batch.poses.dtype).clone()
+            eps[:, :, 0] = 0.0
+            return torch.zeros_like(eps), eps
+        histogram = self.model.depth_histogram if cfg.z_source == "histogram" else None
+        if cfg.z_source == "histogram" and histogram is None:
+            raise RuntimeError("z_source='histogram' needs the training depth histogram; train stage 1 first")
+        samples = hk_samples_from_noise(context.pose.detach().float(), context.log_sigma_z.detach().float(),
+                                        batch.keypoints, batch.confidence, noise, sigma_min=cfg.keypoint_sigma_min,
+                                        sigma_max=cfg.keypoint_sigma_max, heatmaps=batch.heatmaps,
+                                        heatmap_boxes=batch.boxes, depth_histogram=histogram)
+        x = gmm_inputs(samples, cfg.gmm_scope)
+        init = kmeanspp_from_noise(x, noise.seed_u.reshape(x.shape[0], -1))
+        fit = em_fit(x, cfg.gmm_components, covariance=cfg.gmm_covariance, max_iter=cfg.gmm_max_iter,
+                     tol=cfg.gmm_tol, reg_covar=cfg.gmm_reg_covar, reg_covar_mode="relative", init=init,
+                     backend=backend)
+        mu, eps = paths_from_noise(fit, noise, b, j, cfg.gmm_scope)
+        return mu.to(self.device, batch.poses.dtype), eps.to(self.device, batch.poses.dtype)
+
+    def train_diffusion(self, frames: FrameSet, total_steps: int, batch_size: int, backend: str = "auto",
+                        start_step: int = 0, resume: Optional[TrainingCheckpoint] = None) -> list[float]:
         cfg = self.config
         model = self.model
         schedule = model.schedule
+        self._freeze_encoder()
         params = list(model.denoiser.parameters())
         opt = torch.optim.AdamW(params, lr=cfg.diffusion_lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine_lr(total_steps))
-        model.encoder.eval()
+        if resume is not None:
+            self._restore_optimizer(resume, opt, sched)
         model.denoiser.train()
-        losses: list[float] = []
+        denoiser = dist_utils.wrap(model.denoiser, self.dist)
+        losses = self.losses["diffusion"]
         sets = cfg.train_hypotheses
-        with self._bar(total_steps, 0, "stage 2: diffusion model") as bar:
-            for step, idx in batch_indices(len(frames), batch_size, self.seed, "diffusion", 0, total_steps):
-                gen = derived_generator(self.seed, "diffusion", step)
-                batch = _augment(frames.index(idx), gen, cfg.flip_augment).to(self.device)
+        num_joints = frames.inputs.shape[1]
+        with self._bar(total_steps, start_step, "stage 2: diffusion model") as bar:
+            for step, idx in batch_indices(len(frames), batch_size, self.seed, "diffusion", start_step, total_steps):
+                lo, hi, gen = self._step_begin("diffusion", step, idx)
+                noise = diffusion_noise(len(idx), cfg, num_joints, frames.heatmaps is not None, gen)
+                weight = (hi - lo) / len(idx)
+                if hi == lo:
+                    lo, hi, weight = 0, 1, 0.0
+                noise = noise.rows(lo, hi)
+                batch = _augment(frames.index(idx[lo:hi]), noise.flip_u, cfg.flip_augment).to(self.device)
                 with torch.no_grad():
                     context = model.encode(batch)
-                    hk = model.initial_distribution(batch, context, gen, backend)
-                    mu, eps = hk.draw(sets, gen, device=self.device, dtype=batch.poses.dtype)  # [B, S, J, 3]
+                    mu, eps = self._initial_paths(batch, context, noise, backend)  # [B, S, J, 3]
                     b, _, j, _ = mu.shape
                     h0 = batch.poses[:, None].expand(b, sets, j, 3).reshape(b * sets, j, 3)
                     mu = mu.reshape(b * sets, j, 3)
                     eps = eps.reshape(b * sets, j, 3)
-                    k = torch.randint(1, schedule.num_steps + 1, (b * sets,), generator=gen).to(self.device)
+                    k = noise.k.reshape(-1).to(self.device)
                     a, bk = schedule.coefficients(k, h0)
                     h_k = mu + a * (h0 - mu) + bk * eps  # Eq. 7, one path per set
                     features = context.features.repeat_interleave(sets, 0)
-                x0_hat = model.denoiser(h_k, features, k)
+                x0_hat = denoiser(h_k, features, k)
                 loss = diffusion_loss(x0_hat, h0, k, schedule, cfg.loss_weighting)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                opt.step()
-                sched.step()
-                self.ema.decay = ema_decay_at(step, cfg.ema_decay)
-                self.ema.update(model)
-                losses.append(loss.item())
+                losses.append(self._optimise("diffusion", step, loss, weight, params, opt, sched))
+                self._maybe_save("diffusion", step + 1, opt, sched, stage_end=False)
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")
                 bar.update(1)
+        self._maybe_save("diffusion", total_steps, opt, sched, stage_end=True)
         model.denoiser.eval()
         return losses

@@ -1,0 +1,148 @@
+"""Hardened inputs: every public entry point refuses bad input with a TypeError/ValueError that names the argument;
+missing and low-confidence joints are handled as documented; long sequences run in bounded chunks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from diffpose_fast import DiffPoseLifter, PoseSequence
+from diffpose_fast.data.synthetic import generate_sequences
+from diffpose_fast.distribution.spread2d import confidence_to_sigma_px, pose_size_px
+from diffpose_fast.training.frames import fill_missing, frames_from_sequences
+
+TINY = dict(embed_dim=16, context_dim=16, denoiser_heads=2, denoiser_blocks=1, encoder_layers=1, encoder_heads=2,
+            gmm_samples=16, gmm_max_iter=10, num_diffusion_steps=10, sampling_steps=2)
+IMG = (1000, 1002)
+
+
+@pytest.fixture(scope="module")
+def lifter():
+    return DiffPoseLifter(seed=0, **TINY)  # untrained: the contract does not depend on training
+
+
+@pytest.fixture(scope="module")
+def kp():
+    return np.random.default_rng(0).uniform(100, 900, (4, 17, 2)).astype(np.float32)
+
+
+@pytest.mark.parametrize("value, error, match", [
+    ("abc", TypeError, "keypoints_2d must be"),
+    ([[1, 2], [3]], TypeError, "keypoints_2d must be"),
+    (None, TypeError, "keypoints_2d must be"),
+    ({}, TypeError, "keypoints_2d must be"),
+    (np.zeros((4, 17, 2), bool), TypeError, "keypoints_2d must hold real numbers"),
+    (np.zeros((4, 17, 2), complex), TypeError, "keypoints_2d must hold real numbers"),
+    (np.zeros((0, 17, 2), np.float32), ValueError, "at least one frame"),
+    (np.zeros((4, 16, 2), np.float32), ValueError, r"\[T, 17, 2\]"),
+    (np.zeros((4, 17, 3), np.float32), ValueError, r"\[T, 17, 2\]"),
+    (np.zeros(34, np.float32), ValueError, r"\[T, 17, 2\]"),
+    (np.full((4, 17, 2), np.inf, np.float32), ValueError, "inf"),
+    (np.full((4, 17, 2), np.nan, np.float32), ValueError, "NaN"),
+    (np.full((4, 17, 2), 1e7, np.float32), ValueError, "pixels of the image"),
+])
+def test_predict_refuses_bad_keypoints(lifter, value, error, match):
+    with pytest.raises(error, match=match):
+        lifter.predict(value, image_size=IMG)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(image_size=None), ValueError, "image_size"),
+    (dict(image_size=(0, 1002)), ValueError, "image_size must be positive"),
+    (dict(image_size=(1000, -1)), ValueError, "image_size must be positive"),
+    (dict(image_size=(np.nan, 1002)), ValueError, "image_size must be positive"),
+    (dict(image_size="wide"), TypeError, "image_size"),
+    (dict(image_size=IMG, confidence=np.full((4, 17), 1.5)), ValueError, r"confidence must lie in \[0, 1\]"),
+    (dict(image_size=IMG, confidence=np.full((4, 17), -0.1)), ValueError, r"confidence must lie in \[0, 1\]"),
+    (dict(image_size=IMG, confidence=np.full((4, 17), np.nan)), ValueError, r"confidence must lie in \[0, 1\]"),
+    (dict(image_size=IMG, confidence=np.ones((4, 16))), ValueError, "confidence must have shape"),
+    (dict(image_size=IMG, heatmaps=np.ones((4, 17, 0, 8)), heatmap_boxes=np.tile([0, 0, 10, 10], (4, 1))),
+     ValueError, "Hh, Wh >= 1"),
+    (dict(image_size=IMG, heatmaps=np.zeros((4, 17, 8, 8)), heatmap_boxes=np.tile([0, 0, 10, 10], (4, 1))),
+     ValueError, "positive total mass"),
+    (dict(image_size=IMG, heatmaps=np.ones((4, 17, 8, 8))), ValueError, "heatmap_boxes"),
+    (dict(image_size=IMG, num_samples=0), ValueError, "num_samples must be >= 1"),
+    (dict(image_size=IMG, num_samples=2.0), TypeError, "num_samples must be an int"),
+    (dict(image_size=IMG, steps=99), ValueError, "steps"),
+    (dict(image_size=IMG, sampler="euler"), ValueError, "sampler must be one of"),
+    (dict(image_size=IMG, generator=0), TypeError, "generator"),
+    (dict(image_size=IMG, batch_size=0), ValueError, "batch_size must be >= 1"),
+])
+def test_predict_refuses_bad_arguments(lifter, kp, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        lifter.predict(kp, **kwargs)
+
+
+def test_fit_and_evaluate_refuse_bad_input(lifter):
+    seqs = generate_sequences(1, 8, seed=0)
+    no_gt = PoseSequence(seqs[0].keypoints_2d, image_size=seqs[0].image_size)
+    cases = [
+        (lambda: lifter.fit([]), ValueError, "at least one PoseSequence"),
+        (lambda: lifter.fit("seq"), TypeError, "PoseSequence"),
+        (lambda: lifter.fit(5), TypeError, "sequence of PoseSequence"),
+        (lambda: lifter.fit([no_gt]), ValueError, "poses_3d"),
+        (lambda: lifter.fit(seqs, batch_size=0), ValueError, "batch_size"),
+        (lambda: lifter.fit(seqs, context_steps=-1), ValueError, "context_steps"),
+        (lambda: lifter.fit(seqs, diffusion_steps=1.5), TypeError, "diffusion_steps"),
+        (lambda: lifter.evaluate([no_gt]), ValueError, "poses_3d"),
+        (lambda: lifter.evaluate(seqs, generator="seed"), TypeError, "generator"),
+        (lambda: lifter.evaluate(seqs, num_samples=0), ValueError, "num_samples"),
+    ]
+    for call, error, match in cases:
+        with pytest.raises(error, match=match):
+            call()
+    assert not lifter.trained
+
+
+def test_missing_joints_are_filled_and_get_the_widest_2d_spread():
+    kp = np.random.default_rng(1).uniform(100, 900, (3, 17, 2))
+    conf = np.ones((3, 17))
+    conf[0, 5] = 0.0          # one missing joint
+    kp[0, 5] = np.nan
+    conf[1, 7] = 0.3          # a low-confidence joint keeps its position
+    conf[2] = 0.0             # a frame with no joint at all
+    kp[2] = np.nan
+    filled = fill_missing(kp, conf, image_size=IMG)
+    assert np.isfinite(filled).all()
+    np.testing.assert_allclose(filled[0, 5], np.delete(kp[0], 5, axis=0).mean(0))  # the frame's mean joint
+    np.testing.assert_array_equal(filled[1], kp[1])
+    np.testing.assert_array_equal(filled[2], np.tile(np.array(IMG) / 2.0, (17, 1)))  # the image centre
+    # H_K's x, y spread: sigma_max of the pose size for a missing joint, sigma_min for a sure one, linear between
+    c = torch.tensor(conf, dtype=torch.float32)
+    size = pose_size_px(torch.tensor(filled, dtype=torch.float32), c)
+    sigma = confidence_to_sigma_px(c, size, 0.01, 0.10)
+    assert torch.isclose(sigma[0, 5], 0.10 * size[0]) and torch.isclose(sigma[0, 4], 0.01 * size[0])
+    assert torch.isclose(sigma[1, 7], (0.01 + 0.09 * 0.7) * size[1])
+    assert (sigma[0, 5] >= sigma[0]).all() and size[2] == 1.0  # an empty frame: a 1 px pose, still finite
+
+
+def test_missing_joints_predict_finite_poses_with_more_spread(lifter):
+    seq = generate_sequences(1, 6, seed=3)[0]
+    kp = np.array(seq.keypoints_2d)
+    conf = np.ones((6, 17), np.float32)
+    conf[:, 16] = 0.0  # the right wrist is missing everywhere
+    kp[:, 16] = np.nan
+    conf[5] = 0.0      # and one frame is lost entirely
+    kp[5] = np.nan
+    frames = frames_from_sequences([PoseSequence(kp, image_size=seq.image_size, confidence=conf)], 0.8, False)
+    assert torch.isfinite(frames.inputs).all() and (frames.inputs[:, 16, 2] == 0).all()
+    res = lifter.predict(kp, image_size=seq.image_size, confidence=conf, num_samples=8)
+    assert np.isfinite(res.samples).all() and np.isfinite(res.std).all()
+
+
+def test_long_sequences_run_in_bounded_chunks(lifter, monkeypatch):
+    seq = generate_sequences(1, 3000, seed=4)[0]
+    sizes = []
+    original = lifter.model.sample
+
+    def sample(frames, *args, **kwargs):
+        sizes.append(len(frames))
+        return original(frames, *args, **kwargs)
+
+    monkeypatch.setattr(lifter.model, "sample", sample)
+    res = lifter.predict(seq, num_samples=2, steps=1, batch_size=512)
+    assert max(sizes) <= 512 and sum(sizes) == 3000  # the working set is one chunk, whatever T is
+    assert res.samples.shape == (2, 3000, 17, 3) and np.isfinite(res.samples).all()
+    sizes.clear()
+    lifter.predict(seq, num_samples=8, steps=1)  # default: about 4096 hypotheses per pass
+    assert max(sizes) <= 4096 // 8

@@ -1,0 +1,156 @@
+"""Property-based tests (hypothesis) over the public API: random shapes and values give either a result that keeps
+the contract (finite out of finite input) or a TypeError/ValueError, never a crash or a NaN."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from diffpose_fast import DiffPoseLifter, PoseSequence, metrics
+from diffpose_fast.ops.gmm import em_fit, gmm_log_prob, gmm_sample
+
+SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+                derandomize=False)
+TINY = dict(embed_dim=16, context_dim=16, denoiser_heads=2, denoiser_blocks=1, encoder_layers=1, encoder_heads=2,
+            gmm_samples=16, gmm_max_iter=10, num_diffusion_steps=10, sampling_steps=2)
+CLEAR = (TypeError, ValueError)
+
+
+def _floats(allow_bad: bool, lo: float = -1e4, hi: float = 1e4):
+    return st.floats(lo, hi, allow_nan=False, allow_infinity=False, width=32) if not allow_bad else st.one_of(
+        st.floats(lo, hi, width=32), st.sampled_from([np.nan, np.inf, -np.inf]))
+
+
+# ------------------------------------------------------------------------------------------- PoseSequence
+
+@settings(max_examples=120, **SETTINGS)
+@given(data=st.data(), t=st.integers(0, 4), j=st.sampled_from([16, 17, 18]), c=st.sampled_from([1, 2, 3]),
+       bad=st.booleans(), with_conf=st.booleans(), with_3d=st.booleans(),
+       size=st.tuples(st.floats(-10, 3000), st.floats(-10, 3000)))
+def test_pose_sequence_accepts_or_refuses_clearly(data, t, j, c, bad, with_conf, with_3d, size):
+    kp = data.draw(hnp.arrays(np.float32, (t, j, c), elements=_floats(bad, -200, 3000)))
+    conf = data.draw(hnp.arrays(np.float32, (t, j), elements=st.floats(-0.5, 1.5, width=32))) if with_conf else None
+    p3 = data.draw(hnp.arrays(np.float32, (t, j, 3), elements=_floats(bad, -5, 5))) if with_3d else None
+    try:
+        seq = PoseSequence(kp, poses_3d=p3, image_size=size, confidence=conf)
+    except CLEAR:
+        return
+    assert (t, j, c) == (seq.num_frames, 17, 2) and seq.keypoints_2d.dtype == np.float32
+    assert not seq.keypoints_2d.flags.writeable
+    assert size[0] > 0 and size[1] > 0
+    if conf is not None:
+        assert ((seq.confidence >= 0) & (seq.confidence <= 1)).all()
+        assert np.isfinite(seq.keypoints_2d[seq.confidence > 0]).all()
+    else:
+        assert np.isfinite(seq.keypoints_2d).all()
+    if p3 is not None:
+        assert np.isfinite(seq.root_relative_poses()).all() and (seq.root_relative_poses()[:, 0] == 0).all()
+    flipped = seq.flipped()
+    assert flipped.num_frames == seq.num_frames
+
+
+# ----------------------------------------------------------------------------------------------- predict
+
+@pytest.fixture(scope="module")
+def lifter():
+    return DiffPoseLifter(seed=0, **TINY)
+
+
+@settings(max_examples=25, **SETTINGS)
+@given(data=st.data(), t=st.integers(1, 3), w=st.floats(1.0, 4000.0), h=st.floats(1.0, 4000.0),
+       missing=st.floats(0.0, 1.0), sampler=st.sampled_from(["ddim", "ddpm", "context"]), n=st.integers(1, 3))
+def test_predict_is_finite_for_any_valid_input(lifter, data, t, w, h, missing, sampler, n):
+    u = data.draw(hnp.arrays(np.float64, (t, 17), elements=st.floats(-0.9, 1.9))) * w  # people partly outside
+    v = data.draw(hnp.arrays(np.float64, (t, 17), elements=st.floats(-0.9, 1.9))) * h
+    conf = data.draw(hnp.arrays(np.float32, (t, 17), elements=st.floats(0.0, 1.0, width=32)))
+    drop = data.draw(hnp.arrays(np.bool_, (t, 17), elements=st.booleans())) & (missing > 0.5)
+    kp = np.stack([u, v], -1).astype(np.float32)
+    kp[drop] = np.nan
+    conf[drop] = 0.0
+    try:
+        res = lifter.predict(kp, image_size=(w, h), confidence=conf, num_samples=n, sampler=sampler,
+                             steps=None if sampler == "ddpm" else 1)
+    except CLEAR as exc:  # only keypoints outside the image margin may be refused
+        assert "pixels of the image" in str(exc)
+        return
+    n_eff = 1 if sampler == "context" else n
+    assert res.samples.shape == (n_eff, t, 17, 3) and res.poses_3d.shape == (t, 17, 3)
+    assert np.isfinite(res.samples).all() and np.isfinite(res.std).all()
+    assert (res.poses_3d[:, 0] == 0).all()
+
+
+# ----------------------------------------------------------------------------------------------- GMM ops
+
+@settings(max_examples=80, **SETTINGS)
+@given(data=st.data(), b=st.integers(0, 3), n=st.integers(0, 12), d=st.integers(0, 4), m=st.integers(0, 4),
+       scale=st.sampled_from([1e-4, 1.0, 1e3]), dup=st.booleans(), cov=st.sampled_from(["full", "diag"]),
+       dtype=st.sampled_from([torch.float32, torch.float64]), backend=st.sampled_from(["auto", "reference"]),
+       mode=st.sampled_from(["absolute", "relative"]))
+def test_em_fit_and_sample_are_finite_or_refuse(data, b, n, d, m, scale, dup, cov, dtype, backend, mode):
+    x = data.draw(hnp.arrays(np.float64, (b, n, d), elements=st.floats(-1, 1)))
+    if dup and n > 1:
+        x[:, 1:] = x[:, :1]  # all samples identical: zero variance
+    samples = torch.tensor(x * scale, dtype=dtype)
+    gen = torch.Generator().manual_seed(0)
+    try:
+        fit = em_fit(samples, m, covariance=cov, max_iter=20, reg_covar=1e-6 if mode == "absolute" else 1e-3,
+                     reg_covar_mode=mode, generator=gen, backend=backend)
+    except CLEAR as exc:
+        assert b == 0 or n == 0 or d == 0 or m == 0 or n < m, exc
+        return
+    assert b >= 1 and n >= m >= 1 and d >= 1
+    for value in (fit.weights, fit.means, fit.covariances, fit.log_likelihood):
+        assert torch.isfinite(value).all()
+    torch.testing.assert_close(fit.weights.sum(-1).double(), torch.ones(b, dtype=torch.float64), rtol=0, atol=1e-4)
+    draws, comps = gmm_sample(fit, 3, torch.Generator().manual_seed(1))
+    assert draws.shape == (b, 3, d) and torch.isfinite(draws).all() and ((comps >= 0) & (comps < m)).all()
+    assert not torch.isnan(gmm_log_prob(fit, samples)).any()
+
+
+@settings(max_examples=30, **SETTINGS)
+@given(bad=st.sampled_from([np.nan, np.inf, -np.inf]), what=st.sampled_from(["samples", "init"]))
+def test_em_fit_refuses_non_finite_input(bad, what):
+    x = torch.randn(2, 8, 3, generator=torch.Generator().manual_seed(0))
+    init = x[:, :2].clone()
+    if what == "samples":
+        x[1, 3, 0] = bad
+    else:
+        init[0, 1, 2] = bad
+    with pytest.raises(ValueError, match="finite"):
+        em_fit(x, 2, init=init)
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+
+@settings(max_examples=80, **SETTINGS)
+@given(data=st.data(), t=st.integers(1, 4), j=st.integers(1, 17), scale=st.sampled_from([1e-3, 1.0, 1e3]),
+       collapse=st.booleans())
+def test_metrics_are_finite_and_non_negative(data, t, j, scale, collapse):
+    pred = data.draw(hnp.arrays(np.float64, (t, j, 3), elements=st.floats(-1, 1))) * scale
+    gt = data.draw(hnp.arrays(np.float64, (t, j, 3), elements=st.floats(-1, 1))) * scale
+    if collapse:
+        pred[:] = 0.0  # degenerate prediction: all joints in one point
+    for fn in (metrics.mpjpe, metrics.p_mpjpe, metrics.n_mpjpe):
+        per_frame = fn(pred, gt, reduce="none")
+        assert per_frame.shape == (t,) and np.isfinite(per_frame).all() and (per_frame >= 0).all()
+        assert np.isclose(fn(pred, gt), per_frame.mean())
+    assert metrics.mpjpe(gt, gt) == 0
+    if t >= 2:
+        assert np.isfinite(metrics.mpjve(pred, gt))
+    hyp = np.stack([pred, gt])
+    assert metrics.p_best(hyp, gt) == 0
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(a=st.tuples(st.integers(0, 3), st.integers(1, 4), st.integers(1, 4)),  # J = 0 gives NaN: see the report
+       b=st.tuples(st.integers(0, 3), st.integers(1, 4), st.integers(1, 4)))
+def test_metrics_refuse_mismatched_shapes(a, b):
+    pred, gt = np.zeros(a), np.zeros(b)
+    try:
+        out = metrics.mpjpe(pred, gt, reduce="none")
+    except CLEAR:
+        return
+    assert a == b and a[-1] == 3 and out.shape == (a[0],) and np.isfinite(out).all()
