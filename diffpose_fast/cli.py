@@ -1,0 +1,608 @@
+"""The ``diffpose-fast`` command line: demo, lift, train, evaluate, bench, info.
+
+    diffpose-fast demo [--out DIR] [--quick]                 train a small model on built-in data, lift, draw
+    diffpose-fast lift INPUT --checkpoint DIR [...]          3D poses from your 2D keypoints (npz, JSON, BVH)
+    diffpose-fast train --data synthetic|h36m|3dhp --out DIR [--config cfg.yaml] [...]
+    diffpose-fast evaluate --checkpoint DIR --data synthetic|h36m|3dhp [...]
+    diffpose-fast bench [--device cuda] [...]                predict() frames per second
+    diffpose-fast info                                       build, native module, GPU
+
+argparse lives here only: every command turns its namespace into plain arguments of library functions.
+Problems with the user's input (unreadable or empty files, a wrong format, a missing option) end with one line
+"diffpose-fast <command>: error: ..." on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+__all__ = ["main", "build_parser", "CliError"]
+
+PROG = "diffpose-fast"
+# --format names -> keypoint_formats names
+FORMAT_CHOICES = {"coco": "coco", "openpose": "body25", "body25": "body25", "body25b": "body25b",
+                  "mediapipe": "blazepose33", "halpe": "halpe26", "h36m": "h36m"}
+QUICK_ENV = "DIFFPOSE_FAST_DEMO_QUICK"
+
+
+class CliError(Exception):
+    """A problem with the user's input: printed as one line, exit code 2."""
+
+
+# ============================================================================================ parser
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {v}")
+    return v
+
+
+def _add_sampling(p: argparse.ArgumentParser, default_sampler: str = "ddim") -> None:
+    p.add_argument("--sampler", choices=("ddim", "ddpm", "context"), default=default_sampler,
+                   help="reverse process: ddim (few steps), ddpm (all K steps of Eq. 8), context (encoder alone); "
+                        f"default {default_sampler}")
+    p.add_argument("--num-samples", type=_positive_int, default=5, metavar="N", help="hypotheses (default 5)")
+    p.add_argument("--steps", type=_positive_int, default=5, metavar="S",
+                   help="DDIM steps (default 5; ignored by ddpm and context)")
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, or auto (default cpu)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="DiffPose 3D human pose lifting by reverse diffusion (Gong et al., CVPR 2023).",
+        epilog="Run 'diffpose-fast <command> --help' for a command's options. Docs: docs/usage.md")
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    sub.required = True
+
+    # ---- demo
+    p = sub.add_parser("demo", help="train a small model on built-in synthetic data, lift held-out sequences, "
+                                    "print errors and write pictures",
+                       description="Generates synthetic motion seen by real Human3.6M cameras, trains a small model, "
+                                   "prints MPJPE / P-MPJPE for 'context' and 'ddim', and writes the model, a PNG, "
+                                   "a GIF/MP4, npz/JSON/BVH of a held-out sequence and results.json to one folder. "
+                                   f"--quick (or {QUICK_ENV}=1) makes it tiny (seconds; numbers meaningless).")
+    p.add_argument("--out", default="diffpose_demo", help="output folder (default ./diffpose_demo)")
+    p.add_argument("--quick", action="store_true", help="a tiny run to check an installation or for tests")
+    p.add_argument("--train-sequences", type=_positive_int, help="training sequences (default 40)")
+    p.add_argument("--frames", type=_positive_int, help="frames per training sequence (default 250)")
+    p.add_argument("--test-sequences", type=_positive_int, help="held-out sequences (default 5)")
+    p.add_argument("--context-steps", type=_non_negative_int, help="stage-1 optimiser steps (default 150)")
+    p.add_argument("--diffusion-steps", type=_non_negative_int, help="stage-2 optimiser steps (default 60)")
+    p.add_argument("--batch-size", type=_positive_int, help="frames per optimiser step (default 256)")
+    p.add_argument("--seed", type=int, help="model seed (default 0)")
+    p.add_argument("--no-video", action="store_true", help="skip the GIF/MP4 (the slowest output on a small CPU)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_device(p)
+
+    # ---- lift
+    p = sub.add_parser("lift", help="lift your own 2D keypoints to 3D (writes npz + JSON, optionally BVH and renders)",
+                       description="INPUT is a COCO-style results JSON (AlphaPose, MMPose, ...; one output per "
+                                   "track_id when detections carry one), an OpenPose --write_json folder, or an "
+                                   ".npz/.npy/.csv of keypoints [T, K, 2|3]. Outputs per track: <name>.npz and "
+                                   "<name>.json with mean [T,17,3], samples [N,T,17,3], std [T,17] in metres, "
+                                   "root-relative, camera frame (x right, y down, z forward); H36M-17 joint order.")
+    p.add_argument("input", help="COCO-style JSON file, OpenPose JSON folder, or .npz/.npy/.csv")
+    p.add_argument("--checkpoint", required=True, help="model folder (written by 'train', 'demo' or "
+                                                       "DiffPoseLifter.save)")
+    p.add_argument("--format", choices=sorted(FORMAT_CHOICES),
+                   help="keypoint layout: coco (17), halpe (26, AlphaPose), openpose = body25, body25b, "
+                        "mediapipe (BlazePose 33), h36m (17, already in the H36M order). Default: told from the "
+                        "keypoint count for JSON (17 -> coco, 26 -> halpe, 33 -> mediapipe), body25 for OpenPose "
+                        "folders; required for .npz/.npy/.csv")
+    p.add_argument("--image-size", type=_positive_float, nargs=2, metavar=("W", "H"),
+                   help="image width and height in pixels (required unless the input records it: a COCO JSON "
+                        "with an 'images' list, an npz with an 'image_size' array)")
+    p.add_argument("--out", default=None, help="output folder (default: <input name>_3d next to the input)")
+    _add_sampling(p)
+    p.add_argument("--min-joints", type=_positive_int, default=8,
+                   help="lift a frame only if at least this many of the 17 joints were detected (default 8); "
+                        "other frames are written as NaN / null")
+    p.add_argument("--fill-gaps", type=_non_negative_int, default=0, metavar="FRAMES",
+                   help="interpolate missing joints over gaps of at most this many frames (default 0: off)")
+    p.add_argument("--fps", type=_positive_float, default=30.0, help="frame rate for BVH and videos (default 30)")
+    p.add_argument("--bvh", action="store_true", help="also write <name>.bvh (centimetres, Y up)")
+    p.add_argument("--render", action="store_true", help="also write <name>.png (one frame) and <name>.gif")
+    p.add_argument("--mp4", action="store_true", help="with --render: also write <name>.mp4 (bundled ffmpeg)")
+    p.add_argument("--render-frames", type=_positive_int, default=150,
+                   help="at most this many frames in the animation (default 150)")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="frames per forward pass")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_device(p)
+
+    # ---- train
+    p = sub.add_parser("train", help="train a model (synthetic data, Human3.6M or MPI-INF-3DHP files)",
+                       description="Trains the two stages and saves the model folder to --out (with history.json). "
+                                   "--data synthetic needs nothing else; h36m needs --data-3d and --data-2d "
+                                   "(VideoPose3D npz files); 3dhp needs --train-npz (P-STMO data_train_3dhp.npz).")
+    p.add_argument("--data", required=True, choices=("synthetic", "h36m", "3dhp"))
+    p.add_argument("--out", required=True, help="model folder to write")
+    p.add_argument("--config", help="LifterConfig as .json or .yaml (default: the paper's settings)")
+    p.add_argument("--data-3d", help="h36m: data_3d_h36m.npz")
+    p.add_argument("--data-2d", help="h36m: data_2d_h36m_gt.npz, data_2d_h36m_cpn_ft_h36m_dbb.npz, ...")
+    p.add_argument("--train-npz", help="3dhp: data_train_3dhp.npz")
+    p.add_argument("--downsample", type=_positive_int, default=1, help="use every n-th frame (default 1)")
+    p.add_argument("--train-sequences", type=_positive_int, default=40, help="synthetic: sequences (default 40)")
+    p.add_argument("--frames", type=_positive_int, default=250, help="synthetic: frames each (default 250)")
+    p.add_argument("--data-seed", type=_non_negative_int, default=1, help="synthetic: data seed (default 1)")
+    p.add_argument("--context-steps", type=_non_negative_int, help="stage-1 steps (default: config epochs)")
+    p.add_argument("--diffusion-steps", type=_non_negative_int, help="stage-2 steps (default: config epochs)")
+    p.add_argument("--seed", type=int, default=0, help="weights and training randomness (default 0)")
+    p.add_argument("--tensorboard", metavar="DIR", help="log the per-step losses to TensorBoard in DIR")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_device(p)
+
+    # ---- evaluate
+    p = sub.add_parser("evaluate", help="MPJPE / P-MPJPE (Human3.6M), PCK / AUC (3DHP) of a model",
+                       description="synthetic: fresh held-out synthetic sequences; h36m: S9 and S11 of the "
+                                   "VideoPose3D files; 3dhp: P-STMO's data_test_3dhp.npz.")
+    p.add_argument("--checkpoint", required=True, help="model folder")
+    p.add_argument("--data", required=True, choices=("synthetic", "h36m", "3dhp"))
+    p.add_argument("--data-3d", help="h36m: data_3d_h36m.npz")
+    p.add_argument("--data-2d", help="h36m: 2D file (gt, CPN detections, or a DiffPose GMM file)")
+    p.add_argument("--test-npz", help="3dhp: data_test_3dhp.npz")
+    _add_sampling(p)
+    p.add_argument("--flip-tta", action="store_true", help="flip test-time augmentation")
+    p.add_argument("--downsample", type=_positive_int, default=1, help="h36m: every n-th frame (default 1)")
+    p.add_argument("--sequences", type=_positive_int, default=5, help="synthetic: sequences (default 5)")
+    p.add_argument("--frames", type=_positive_int, default=200, help="synthetic: frames each (default 200)")
+    p.add_argument("--data-seed", type=_non_negative_int, default=2, help="synthetic: data seed (default 2)")
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    _add_device(p)
+
+    # ---- bench
+    p = sub.add_parser("bench", help="quick speed check of predict(): frames per second",
+                       description="Times DiffPoseLifter.predict on synthetic 2D input with the paper's model "
+                                   "widths (untrained unless --checkpoint: weights do not change the speed), after "
+                                   "one warm-up call; prints frames/s per backend with the device's name.")
+    p.add_argument("--checkpoint", help="model folder (default: an untrained model with the default config)")
+    p.add_argument("--frames", type=_positive_int, default=2048, help="frames lifted per timed call (default 2048)")
+    p.add_argument("--batch-size", type=_positive_int, default=512, help="frames per forward pass (default 512)")
+    p.add_argument("--backends", default="reference,auto",
+                   help="comma-separated backends to time (default reference,auto)")
+    p.add_argument("--repeats", type=_positive_int, default=3, help="timed calls per backend (default 3)")
+    _add_sampling(p)
+    _add_device(p)
+
+    # ---- info
+    sub.add_parser("info", help="print the build (native module, CUDA architectures) and the torch device")
+    return parser
+
+
+# ============================================================================================ helpers
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise CliError(f"--device: not a torch device: {name!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CliError(f"--device {name}: torch sees no CUDA device (torch {torch.__version__}; a CPU build?)")
+    return name
+
+
+def _device_label(device: str) -> str:
+    import platform
+
+    import torch
+
+    if device.startswith("cuda"):
+        return f"{device}: {torch.cuda.get_device_name(torch.device(device))}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"cpu: {cpu}; torch threads {torch.get_num_threads()}, {os.cpu_count()} logical cores visible"
+
+
+def _load_lifter(checkpoint: str, device: str):
+    from .lifter import DiffPoseLifter
+
+    if not os.path.isdir(checkpoint):
+        raise CliError(f"--checkpoint: no such model folder: {checkpoint!r}")
+    try:
+        return DiffPoseLifter.load(checkpoint, device=device)
+    except (OSError, ValueError, KeyError) as exc:
+        raise CliError(f"--checkpoint: cannot load {checkpoint!r}: {exc}") from None
+
+
+def _protocols(name: str):
+    """A function of diffpose_fast.protocols, or a CliError saying it is missing from this installation."""
+    try:
+        from . import protocols
+    except ImportError as exc:
+        raise CliError(f"the Human3.6M / 3DHP protocols (diffpose_fast.protocols) are not available in this "
+                       f"installation: {exc}") from None
+    fn = getattr(protocols, name, None)
+    if fn is None:
+        raise CliError(f"diffpose_fast.protocols has no {name}() in this installation (version mismatch?)")
+    return fn
+
+
+def _need(args: argparse.Namespace, data: str, *names: str) -> None:
+    missing = ["--" + n.replace("_", "-") for n in names if getattr(args, n) is None]
+    if missing:
+        raise CliError(f"--data {data} needs {' and '.join(missing)}")
+    for n in names:
+        if not os.path.exists(getattr(args, n)):
+            raise CliError(f"--{n.replace('_', '-')}: no such file: {getattr(args, n)!r}")
+
+
+# ============================================================================================ commands
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import DemoSettings, run_demo
+
+    quick = args.quick or os.environ.get(QUICK_ENV, "") not in ("", "0")
+    settings = DemoSettings.quick() if quick else DemoSettings()
+    changes = {k: v for k, v in (("train_sequences", args.train_sequences), ("train_frames", args.frames),
+                                 ("test_sequences", args.test_sequences), ("context_steps", args.context_steps),
+                                 ("diffusion_steps", args.diffusion_steps), ("batch_size", args.batch_size),
+                                 ("seed", args.seed)) if v is not None}
+    if args.no_video:
+        changes["video"] = False
+    settings = settings.replace(**changes)
+    device = _device(args.device)
+    print(f"diffpose-fast demo{' (quick)' if quick else ''} on {_device_label(device)}", flush=True)
+    start = time.perf_counter()
+    run_demo(args.out, settings, device=device, progress=not args.no_progress,
+             log=lambda line: print(line, flush=True))
+    print(f"demo finished in {time.perf_counter() - start:.1f} s", flush=True)
+    return 0
+
+
+def _read_input(path: str, fmt: Optional[str], image_size) -> tuple[list, Optional[tuple[float, float]], str]:
+    """(tracks, image size recorded in the input or None, kind) for ``lift``."""
+    from .data import readers
+
+    if not os.path.exists(path):
+        raise CliError(f"no such file or folder: {path!r}")
+    kp_fmt = FORMAT_CHOICES[fmt] if fmt else None
+    recorded = None
+    try:
+        if os.path.isdir(path):
+            return [readers.read_openpose_folder(path, fmt=kp_fmt or "body25")], None, "openpose"
+        ext = os.path.splitext(path)[1].lower()
+        if ext == ".json":
+            try:
+                with open(path, encoding="utf-8") as f:
+                    doc = json.load(f)
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise CliError(f"cannot read {path!r} as JSON: {exc}") from None
+            if isinstance(doc, dict) and "people" in doc:
+                raise CliError(f"{path!r} is a single OpenPose frame: pass the folder holding the per-frame "
+                               "*_keypoints.json files")
+            if isinstance(doc, dict) and isinstance(doc.get("images"), list):
+                sizes = {(float(im["width"]), float(im["height"])) for im in doc["images"]
+                         if isinstance(im, dict) and "width" in im and "height" in im}
+                if len(sizes) == 1:
+                    recorded = sizes.pop()
+            return readers.read_coco_json(path, fmt=kp_fmt), recorded, "coco"
+        if ext in (".npz", ".npy", ".csv"):
+            if kp_fmt is None:
+                raise CliError(f"--format is required for {ext} input: the layout cannot be told from the array "
+                               "(17 keypoints may be COCO or H36M, 25 BODY_25 or BODY_25B)")
+            if ext == ".npz":
+                from .data.safe_npz import load_npz
+
+                content = load_npz(path)
+                if "image_size" in content:
+                    recorded = tuple(float(v) for v in content["image_size"])
+                arrays = [k for k in content if k != "image_size"]
+                key = arrays[0] if len(arrays) == 1 else None
+                return [readers.read_keypoint_array(path, kp_fmt, key=key)], recorded, "array"
+            return [readers.read_keypoint_array(path, kp_fmt)], None, "array"
+    except CliError:
+        raise
+    except (ValueError, TypeError, FileNotFoundError, OSError, KeyError) as exc:
+        raise CliError(str(exc)) from None
+    raise CliError(f"unsupported input {path!r}: expected a COCO-style .json file, an OpenPose JSON folder, or "
+                   ".npz/.npy/.csv keypoints")
+
+
+def _safe_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text) or "track"
+
+
+def _cmd_lift(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .data.readers import interpolate_missing
+    from .data.sequence import PoseSequence
+    from .export import LiftedTrack, write_bvh, write_json, write_npz
+
+    tracks, recorded, kind = _read_input(args.input, args.format, args.image_size)
+    image_size = tuple(args.image_size) if args.image_size else recorded
+    if image_size is None:
+        what = {"coco": "a COCO results JSON without an 'images' list", "openpose": "OpenPose JSON files",
+                "array": "this array file (no 'image_size' array in it)"}[kind]
+        raise CliError(f"--image-size W H is required: {what} does not record the image size")
+    device = _device(args.device)
+    lifter = _load_lifter(args.checkpoint, device)
+
+    src = Path(args.input.rstrip("/\\"))
+    out = Path(args.out) if args.out else src.parent / f"{src.stem if src.is_file() else src.name}_3d"
+    out.mkdir(parents=True, exist_ok=True)
+    stem = _safe_name(src.stem if src.is_file() else src.name)
+    written = 0
+    for track in tracks:
+        kp, conf = track.keypoints, track.confidence
+        finite = kp[np.isfinite(kp)]
+        if finite.size and np.abs(finite).max() <= 2.0 and min(image_size) > 4:
+            # normalised [0, 1] coordinates (MediaPipe's, for one): pixels are what the model reads
+            kp = kp * np.asarray(image_size, np.float64)
+            print(f"note: {track.track_id if track.track_id is not None else stem}: keypoints look normalised "
+                  "to [0, 1]; scaled by the image size to pixels", flush=True)
+        if args.fill_gaps:
+            kp, conf = interpolate_missing(kp, conf, args.fill_gaps)
+        keep = (conf > 0).sum(-1) >= args.min_joints
+        name = stem if track.track_id is None else f"{stem}_track{_safe_name(str(track.track_id))}"
+        if not keep.any():
+            print(f"{name}: skipped: no frame with at least {args.min_joints} detected joints", flush=True)
+            continue
+        idx = np.flatnonzero(keep)
+        try:
+            seq = PoseSequence(kp[idx], image_size=image_size, confidence=conf[idx])
+        except (ValueError, TypeError) as exc:
+            raise CliError(f"{name}: {exc} (is --image-size right, and are the keypoints in pixels?)") from None
+        t0 = time.perf_counter()
+        res = lifter.predict(seq, sampler=args.sampler, num_samples=args.num_samples,
+                             steps=args.steps if args.sampler == "ddim" else None, batch_size=args.batch_size)
+        seconds = time.perf_counter() - t0
+        t_all = kp.shape[0]
+        n = res.samples.shape[0]
+        mean = np.full((t_all, 17, 3), np.nan, np.float32)
+        samples = np.full((n, t_all, 17, 3), np.nan, np.float32)
+        std = np.full((t_all, 17), np.nan, np.float32)
+        mean[idx], samples[:, idx], std[idx] = res.poses_3d, res.samples, res.std
+        meta = {"source": os.fspath(args.input), "track_id": track.track_id, "checkpoint": args.checkpoint,
+                "keypoint_format": FORMAT_CHOICES.get(args.format or "", "auto"), "sampler": args.sampler,
+                "num_samples": int(n), "steps": args.steps if args.sampler == "ddim" else None,
+                "min_joints": args.min_joints, "fill_gaps": args.fill_gaps}
+        lifted = LiftedTrack(mean, samples, std, list(track.frame_ids), keep, kp, conf, image_size, meta)
+        write_npz(out / f"{name}.npz", lifted)
+        write_json(out / f"{name}.json", lifted)
+        msg = (f"{name}: lifted {len(idx)} of {t_all} frames in {seconds:.2f} s -> {out / name}.npz, "
+               f"{out / name}.json")
+        if args.bvh:
+            err = write_bvh(out / f"{name}.bvh", mean, fps=args.fps)
+            msg += f", {out / name}.bvh (joints within {err * 1000:.1f} mm)"
+        print(msg, flush=True)
+        if args.render:
+            _render_track(out, name, kp, conf, mean, samples, std, image_size, idx, args)
+        written += 1
+    if not written:
+        raise CliError(f"no track in {args.input!r} has a frame with at least {args.min_joints} detected joints "
+                       "(empty detections)")
+    print(f"output folder: {out.resolve()}", flush=True)
+    return 0
+
+
+def _render_track(out: Path, name: str, kp, conf, mean, samples, std, image_size, idx, args) -> None:
+    import numpy as np
+
+    from .viz.render import render_animation, save_pose_png
+
+    t = int(idx[len(idx) // 2])
+    save_pose_png(out / f"{name}.png", kp[t], mean[t], samples[:, t], std[t], image_size, confidence=conf[t],
+                  title=f"{name}: frame {t}")
+    paths = [out / f"{name}.gif"] + ([out / f"{name}.mp4"] if args.mp4 else [])
+    stride = max(1, int(np.ceil(len(idx) / args.render_frames)))
+    status = render_animation(paths, kp, mean, samples, std, image_size, fps=args.fps / stride, stride=stride,
+                              max_frames=args.render_frames, progress=not args.no_progress, confidence=conf,
+                              title=name)
+    shown = [f"{out / name}.png"] + [f"{p} ({s})" if s != "ok" else str(p) for p, s in status.items()]
+    print(f"{name}: rendered " + ", ".join(shown), flush=True)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    device = _device(args.device)
+    config = None
+    if args.config:
+        from .config import LifterConfig
+
+        if not os.path.isfile(args.config):
+            raise CliError(f"--config: no such file: {args.config!r}")
+        try:
+            config = LifterConfig.load(args.config)
+        except Exception as exc:  # JSON/YAML syntax, unknown keys, invalid values: all the user's to fix
+            raise CliError(f"--config {args.config!r}: {exc}") from None
+    if args.tensorboard:
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+        except ImportError:
+            raise CliError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+    common = dict(context_steps=args.context_steps, diffusion_steps=args.diffusion_steps,
+                  progress=not args.no_progress, seed=args.seed, tensorboard=args.tensorboard, device=device)
+    print(f"training on {_device_label(device)}", flush=True)
+    start = time.perf_counter()
+    try:
+        if args.data == "synthetic":
+            from .data.synthetic import generate_sequences
+
+            fit_and_save = _protocols_training()
+            seqs = generate_sequences(args.train_sequences, args.frames, seed=args.data_seed)
+            dataset = {"name": "synthetic", "sequences": args.train_sequences, "frames": args.frames,
+                       "data_seed": args.data_seed}
+            history = fit_and_save(seqs, args.out, config, dataset=dataset, **common)
+        elif args.data == "h36m":
+            _need(args, "h36m", "data_3d", "data_2d")
+            history = _protocols("train_h36m")(args.data_3d, args.data_2d, args.out, config,
+                                               downsample=args.downsample, **common)
+        else:
+            _need(args, "3dhp", "train_npz")
+            history = _protocols("train_3dhp")(args.train_npz, args.out, config, downsample=args.downsample,
+                                               **common)
+    except (ValueError, TypeError, FileNotFoundError, KeyError, ImportError) as exc:
+        raise CliError(str(exc)) from None
+    last = {k: history[k][-1] for k in ("context", "diffusion") if history.get(k)}
+    print(f"trained in {time.perf_counter() - start:.1f} s; final losses {last}; model folder: "
+          f"{Path(args.out).resolve()}", flush=True)
+    return 0
+
+
+def _protocols_training():
+    try:
+        from .protocols.training import fit_and_save
+    except ImportError as exc:
+        raise CliError(f"diffpose_fast.protocols.training is not available in this installation: {exc}") from None
+    return fit_and_save
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    device = _device(args.device)
+    steps = args.steps if args.sampler == "ddim" else None
+    sampling = dict(sampler=args.sampler, num_samples=args.num_samples, steps=steps, flip_tta=args.flip_tta)
+    format_report = _protocols("format_report")
+    try:
+        if args.data == "synthetic":
+            from .data.synthetic import generate_sequences
+
+            lifter = _load_lifter(args.checkpoint, device)
+            seqs = generate_sequences(args.sequences, args.frames, seed=args.data_seed)
+            report = _protocols("evaluate_sequences")(lifter, seqs, per="sequence", progress=True, **sampling)
+            report["protocol"] = "synthetic"
+            report["dataset"] = {"name": "synthetic", "sequences": args.sequences, "frames": args.frames,
+                                 "data_seed": args.data_seed, "checkpoint": args.checkpoint}
+        elif args.data == "h36m":
+            _need(args, "h36m", "data_3d", "data_2d")
+            if not os.path.isdir(args.checkpoint):
+                raise CliError(f"--checkpoint: no such model folder: {args.checkpoint!r}")
+            report = _protocols("evaluate_h36m")(args.checkpoint, args.data_3d, args.data_2d,
+                                                 downsample=args.downsample, device=device, **sampling)
+        else:
+            _need(args, "3dhp", "test_npz")
+            if not os.path.isdir(args.checkpoint):
+                raise CliError(f"--checkpoint: no such model folder: {args.checkpoint!r}")
+            report = _protocols("evaluate_3dhp")(args.checkpoint, args.test_npz, device=device, **sampling)
+    except CliError:
+        raise
+    except (ValueError, TypeError, FileNotFoundError, KeyError) as exc:
+        raise CliError(str(exc)) from None
+    print(format_report(report), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
+        print(f"report written to {args.json}", flush=True)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from .data.synthetic import generate_sequences
+    from .lifter import DiffPoseLifter
+
+    device = _device(args.device)
+    lifter = _load_lifter(args.checkpoint, device) if args.checkpoint else DiffPoseLifter(device=device, seed=0)
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    seq = generate_sequences(1, args.frames, seed=7)[0]
+    seq_2d = dict(image_size=seq.image_size, confidence=seq.confidence)
+    cfg = lifter.config
+    steps = args.steps if args.sampler == "ddim" else None
+    print(f"bench on {_device_label(device)}", flush=True)
+    print(f"model: {'checkpoint ' + args.checkpoint if args.checkpoint else 'untrained, default config'} "
+          f"(embed {cfg.embed_dim}, context {cfg.context_dim}, {cfg.denoiser_blocks} blocks, "
+          f"gmm {cfg.gmm_scope} M={cfg.gmm_components}); sampler {args.sampler}, N={args.num_samples}, "
+          f"steps {steps}; {args.frames} frames per call, batch {args.batch_size}; "
+          f"median of {args.repeats} calls after 1 warm-up", flush=True)
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    for backend in backends:
+        try:
+            call = lambda: lifter.predict(seq.keypoints_2d, **seq_2d, sampler=args.sampler,  # noqa: E731
+                                          num_samples=args.num_samples, steps=steps, backend=backend,
+                                          batch_size=args.batch_size)
+            call()
+            times = []
+            for _ in range(args.repeats):
+                sync()
+                t0 = time.perf_counter()
+                call()
+                sync()
+                times.append(time.perf_counter() - t0)
+        except (ValueError, NotImplementedError) as exc:
+            print(f"  backend {backend:<10} cannot run: {exc}", flush=True)
+            continue
+        med = sorted(times)[len(times) // 2]
+        print(f"  backend {backend:<10} {args.frames / med:10.1f} frames/s  ({med * 1000:.1f} ms per call)", flush=True)
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import torch
+
+    from ._build_info import format_build_info
+
+    print(format_build_info(), flush=True)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"torch device: {_device_label(device)}", flush=True)
+    return 0
+
+
+_COMMANDS = {"demo": _cmd_demo, "lift": _cmd_lift, "train": _cmd_train, "evaluate": _cmd_evaluate,
+             "bench": _cmd_bench, "info": _cmd_info}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line with ``argv`` (default sys.argv[1:]); returns the exit code (0 ok, 2 usage/input
+    error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or an argparse usage error (2)
+        return int(exc.code) if isinstance(exc.code, int) else 2
+    try:
+        return _COMMANDS[args.command](args)
+    except CliError as exc:
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""The command line: the demo end to end (tiny), lift on every input format, train / evaluate / bench / info,
+every --help, and the user errors (exit code 2, one line naming the problem)."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from diffpose_fast.cli import main
+from diffpose_fast.data.skeleton import JOINT_NAMES
+from diffpose_fast.data.synthetic import generate_sequences
+from diffpose_fast.export import UNITS
+
+COMMANDS = ("demo", "lift", "train", "evaluate", "bench", "info")
+T = 5
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """The quick demo, run once: its model folder serves the lift tests."""
+    out = tmp_path_factory.mktemp("demo")
+    import io
+    from contextlib import redirect_stdout
+
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        code = main(["demo", "--quick", "--out", str(out), "--no-progress"])
+    return code, out, buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def h36m_2d():
+    seq = generate_sequences(1, T, seed=11)[0]
+    return np.asarray(seq.keypoints_2d, np.float64), tuple(seq.image_size)
+
+
+def _coco17(kp):
+    """H36M-17 keypoints [T, 17, 2] -> COCO-17 [T, 17, 3] (eyes and ears placed around the head)."""
+    head = kp[:, 10]
+    up = np.array([0.0, -3.0])
+    side = np.array([4.0, 0.0])
+    rows = [kp[:, 9], head + side + up, head - side + up, head + 2 * side, head - 2 * side,
+            kp[:, 11], kp[:, 14], kp[:, 12], kp[:, 15], kp[:, 13], kp[:, 16],
+            kp[:, 4], kp[:, 1], kp[:, 5], kp[:, 2], kp[:, 6], kp[:, 3]]
+    out = np.stack(rows, 1)
+    return np.concatenate([out, np.full(out.shape[:2] + (1,), 0.9)], -1)
+
+
+def _body25(kp):
+    c = _coco17(kp)
+    z = np.zeros((kp.shape[0], 3))
+    mid = lambda a, b: np.concatenate([(c[:, a, :2] + c[:, b, :2]) / 2, c[:, a, 2:]], -1)  # noqa: E731
+    rows = [c[:, 0], mid(5, 6), c[:, 6], c[:, 8], c[:, 10], c[:, 5], c[:, 7], c[:, 9], mid(11, 12),
+            c[:, 12], c[:, 14], c[:, 16], c[:, 11], c[:, 13], c[:, 15], c[:, 2], c[:, 1], c[:, 4], c[:, 3],
+            z, z, z, z, z, z]
+    return np.stack(rows, 1)
+
+
+def _run(capsys, argv):
+    code = main([str(a) for a in argv])
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def _check_outputs(folder, name, frames, lifted=None, n=2):
+    with np.load(folder / f"{name}.npz", allow_pickle=False) as z:
+        assert z["mean"].shape == (frames, 17, 3) and z["samples"].shape == (n, frames, 17, 3)
+        assert z["std"].shape == (frames, 17) and str(z["units"]) == UNITS
+        ok = z["lifted"]
+        if lifted is not None:
+            np.testing.assert_array_equal(ok, lifted)
+        assert np.isfinite(z["mean"][ok]).all() and np.isnan(z["mean"][~ok]).all()
+        np.testing.assert_allclose(z["mean"][ok][:, 0], 0.0, atol=1e-5)  # root-relative
+    doc = json.loads((folder / f"{name}.json").read_text())
+    assert doc["units"] == "metres, root-relative, camera frame (x right, y down, z forward)"
+    assert doc["joint_names"] == list(JOINT_NAMES) and len(doc["mean"]) == frames
+    assert np.array(doc["samples"], dtype=float).shape == (n, frames, 17, 3)
+
+
+# ------------------------------------------------------------------------------------------------ demo
+
+def test_demo_quick_end_to_end(demo):
+    code, out, text = demo
+    assert code == 0
+    for name in ("demo.png", "demo.gif", "heldout.npz", "heldout.json", "heldout.bvh", "results.json"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 100, name
+    assert (out / "model").is_dir() and any((out / "model").iterdir())
+    assert "MPJPE mm" in text and "P-MPJPE mm" in text
+    assert any(line.startswith("context") for line in text.splitlines())
+    assert any(line.startswith("ddim") for line in text.splitlines())
+    assert str(out.resolve()) in text
+    results = json.loads((out / "results.json").read_text())
+    assert [r["sampler"] for r in results["rows"]] == ["context", "ddim"]
+    assert results["settings"]["context_steps"] == 2  # the quick settings, recorded
+    import imageio.v2 as iio
+
+    img = iio.imread(out / "demo.png")[..., :3].astype(int)
+    assert (np.abs(img - 255).sum(-1) > 30).mean() > 0.02
+
+
+# ------------------------------------------------------------------------------------------------ lift
+
+def test_lift_coco_json_two_tracks(tmp_path, capsys, demo, h36m_2d):
+    kp, size = h36m_2d
+    coco = _coco17(kp)
+    dets = []
+    for t in range(T):
+        dets.append({"image_id": t, "category_id": 1, "track_id": 1, "score": 0.9,
+                     "keypoints": coco[t].ravel().tolist()})
+        if t != 3:  # track 2 is not detected in frame 3
+            other = coco[t].copy()
+            other[:, 0] += 150
+            dets.append({"image_id": t, "category_id": 1, "track_id": 2, "score": 0.8,
+                         "keypoints": other.ravel().tolist()})
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(dets))
+    out = tmp_path / "out"
+    code, text, err = _run(capsys, ["lift", path, "--checkpoint", demo[1] / "model", "--image-size", *size,
+                                    "--out", out, "--num-samples", 2, "--steps", 2, "--bvh", "--no-progress"])
+    assert code == 0, err
+    _check_outputs(out, "results_track1", T, np.ones(T, bool))
+    lifted = np.ones(T, bool)
+    lifted[3] = False
+    _check_outputs(out, "results_track2", T, lifted)
+    assert (out / "results_track1.bvh").is_file() and "results_track2" in text
+
+
+def test_lift_openpose_folder(tmp_path, capsys, demo, h36m_2d):
+    kp, size = h36m_2d
+    body = _body25(kp)
+    folder = tmp_path / "op"
+    folder.mkdir()
+    for t in range(T):
+        people = [] if t == 0 else [{"pose_keypoints_2d": body[t].ravel().tolist()}]
+        (folder / f"clip_{t:012d}_keypoints.json").write_text(json.dumps({"version": 1.3, "people": people}))
+    code, _, err = _run(capsys, ["lift", folder, "--checkpoint", demo[1] / "model", "--format", "openpose",
+                                 "--image-size", *size, "--num-samples", 2, "--steps", 2, "--no-progress"])
+    assert code == 0, err
+    lifted = np.ones(T, bool)
+    lifted[0] = False
+    _check_outputs(tmp_path / "op_3d", "op", T, lifted)
+
+
+def test_lift_npz_with_recorded_image_size_and_render(tmp_path, capsys, demo, h36m_2d):
+    kp, size = h36m_2d
+    path = tmp_path / "kps.npz"
+    np.savez(path, keypoints=kp, image_size=np.array(size))
+    code, text, err = _run(capsys, ["lift", path, "--checkpoint", demo[1] / "model", "--format", "h36m",
+                                    "--out", tmp_path / "o", "--num-samples", 2, "--steps", 2, "--render",
+                                    "--render-frames", 2, "--no-progress"])
+    assert code == 0, err
+    _check_outputs(tmp_path / "o", "kps", T)
+    assert (tmp_path / "o" / "kps.png").is_file() and (tmp_path / "o" / "kps.gif").is_file()
+
+
+def test_lift_csv_and_context_sampler(tmp_path, capsys, demo, h36m_2d):
+    kp, size = h36m_2d
+    coco = _coco17(kp)
+    path = tmp_path / "kps.csv"
+    header = ",".join(f"{n}_{c}" for n in range(17) for c in "xyc")
+    rows = [",".join(f"{v:.3f}" for v in frame.ravel()) for frame in coco]
+    path.write_text("\n".join([header] + rows) + "\n")
+    code, _, err = _run(capsys, ["lift", path, "--checkpoint", demo[1] / "model", "--format", "coco",
+                                 "--image-size", *size, "--out", tmp_path / "o", "--sampler", "context"])
+    assert code == 0, err
+    _check_outputs(tmp_path / "o", "kps", T, n=1)
+
+
+def test_lift_errors(tmp_path, capsys, demo, h36m_2d):
+    kp, size = h36m_2d
+    ckpt = demo[1] / "model"
+    coco = tmp_path / "c.json"
+    coco.write_text(json.dumps([{"image_id": 0, "keypoints": _coco17(kp)[0].ravel().tolist()}]))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    frame = tmp_path / "000_keypoints.json"
+    frame.write_text(json.dumps({"people": []}))
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps([{"image_id": 0, "category_id": 2, "keypoints": [1.0, 2.0, 1.0] * 17}]))
+    zero = tmp_path / "zero.npz"
+    np.savez(zero, keypoints=np.zeros((3, 17, 3)))
+    arr = tmp_path / "a.npz"
+    np.savez(arr, keypoints=kp)
+    cases = [
+        (["lift", tmp_path / "nope.json"], "no such file"),
+        (["lift", bad], "cannot read"),
+        (["lift", frame], "single OpenPose frame"),
+        (["lift", coco], "--image-size W H is required"),
+        (["lift", coco, "--format", "openpose", "--image-size", *size], "has 25 keypoints"),
+        (["lift", empty, "--image-size", *size], "no person detections"),
+        (["lift", zero, "--format", "h36m", "--image-size", *size], "empty detections"),
+        (["lift", arr, "--image-size", *size], "--format is required"),
+        (["lift", tmp_path / "x.txt", "--image-size", *size], "no such file"),
+        (["lift", arr, "--format", "h36m", "--image-size", 10, 10], "image-size"),
+    ]
+    (tmp_path / "x.txt").write_text("hello")
+    cases[-2] = (["lift", tmp_path / "x.txt", "--image-size", *size], "unsupported input")
+    for argv, needle in cases:
+        code, _, err = _run(capsys, argv + ["--checkpoint", ckpt])
+        assert code == 2, (argv, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("diffpose-fast lift: error:"), err
+        assert needle in lines[0], (needle, lines[0])
+    code, _, err = _run(capsys, ["lift", arr, "--format", "h36m", "--image-size", *size,
+                                 "--checkpoint", tmp_path / "missing"])
+    assert code == 2 and "no such model folder" in err
+    code, _, err = _run(capsys, ["lift", arr, "--format", "yolo", "--checkpoint", ckpt])
+    assert code == 2 and "invalid choice: 'yolo'" in err
+
+
+# ------------------------------------------------------------------------------------------------ the rest
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help(capsys, command):
+    code, out, _ = _run(capsys, [command, "--help"])
+    assert code == 0 and out.startswith("usage: diffpose-fast " + command)
+
+
+def test_top_level_help_and_missing_command(capsys):
+    code, out, _ = _run(capsys, ["--help"])
+    assert code == 0 and all(c in out for c in COMMANDS)
+    code, _, err = _run(capsys, [])
+    assert code == 2 and "required" in err
+
+
+def test_info(capsys):
+    code, out, _ = _run(capsys, ["info"])
+    assert code == 0 and "native module" in out and "torch device:" in out
+
+
+def test_train_evaluate_bench_synthetic(tmp_path, capsys):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("embed_dim: 32\ncontext_dim: 32\ndenoiser_heads: 4\nencoder_layers: 1\ngmm_samples: 16\n"
+                   "batch_size: 16\n")
+    model = tmp_path / "m"
+    code, out, err = _run(capsys, ["train", "--data", "synthetic", "--config", cfg, "--out", model,
+                                   "--train-sequences", 2, "--frames", 8, "--context-steps", 1,
+                                   "--diffusion-steps", 1, "--no-progress"])
+    assert code == 0, err
+    assert (model / "history.json").is_file() and "model folder" in out
+    code, out, err = _run(capsys, ["evaluate", "--checkpoint", model, "--data", "synthetic", "--sequences", 2,
+                                   "--frames", 4, "--num-samples", 2, "--steps", 1, "--json", tmp_path / "r.json"])
+    assert code == 0, err
+    assert "MPJPE" in out and json.loads((tmp_path / "r.json").read_text())["protocol"] == "synthetic"
+    code, out, err = _run(capsys, ["bench", "--checkpoint", model, "--frames", 8, "--batch-size", 8,
+                                   "--repeats", 1, "--backends", "reference", "--steps", 1, "--num-samples", 2])
+    assert code == 0, err
+    assert "frames/s" in out and "cpu" in out
+
+
+def test_train_and_evaluate_errors(tmp_path, capsys):
+    cases = [
+        (["train", "--data", "h36m", "--out", tmp_path / "m"], "--data h36m needs --data-3d and --data-2d"),
+        (["train", "--data", "3dhp", "--out", tmp_path / "m"], "--train-npz"),
+        (["train", "--data", "synthetic", "--out", tmp_path / "m", "--config", tmp_path / "none.json"],
+         "no such file"),
+        (["evaluate", "--data", "h36m", "--checkpoint", tmp_path, "--data-3d", tmp_path / "x.npz",
+          "--data-2d", tmp_path / "y.npz"], "no such file"),
+        (["evaluate", "--data", "synthetic", "--checkpoint", tmp_path / "none"], "no such model folder"),
+        (["train", "--data", "synthetic", "--out", tmp_path / "m", "--device", "cuda:7"], "--device"),
+    ]
+    bad_cfg = tmp_path / "bad.json"
+    bad_cfg.write_text(json.dumps({"embed_dimension": 3}))
+    cases.append((["train", "--data", "synthetic", "--out", tmp_path / "m", "--config", bad_cfg], "unknown key"))
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        cases.append((["train", "--data", "synthetic", "--out", tmp_path / "m", "--tensorboard", tmp_path / "tb"],
+                      "pip install tensorboard"))
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.device_count() > 7:
+        cases = [c for c in cases if "--device" not in c[0]]
+    for argv, needle in cases:
+        code, _, err = _run(capsys, argv)
+        assert code == 2, (argv, err)
+        assert needle in err and len(err.strip().splitlines()) == 1, (needle, err)
+    assert not os.path.exists(tmp_path / "m")  # nothing was trained
