@@ -69,9 +69,6 @@ class DiffPoseLifter:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"DiffPoseLifter: seed must be an int, got {type(seed).__name__}")
         config = (config or LifterConfig()).replace(mode=mode, **overrides)
-        if config.mode != "frame":
-            raise NotImplementedError("DiffPoseLifter: mode='video' (the MixSTE-style video context encoder) is not "
-                                      "implemented yet; use mode='frame'")
         self.config = config
         self.seed = seed
         self.device = _resolve_device(device)
@@ -122,9 +119,20 @@ class DiffPoseLifter:
                    else _positive_int(context_steps, "context_steps", minimum=0))
         d_steps = (steps_for(self.config.diffusion_epochs, len(frames), bs) if diffusion_steps is None
                    else _positive_int(diffusion_steps, "diffusion_steps", minimum=0))
-        trainer = Trainer(self.model, self.seed, self.device, progress, dist=dist,
-                          checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every)
-        history: dict[str, Any] = dict(trainer.fit(frames, c_steps, d_steps, bs, resume=ckpt))
+        if self.config.mode == "video":  # windows of config.frames frames (diffpose_fast.video.training)
+            from .video.training import VideoTrainer
+
+            if ckpt is not None or checkpoint_dir is not None or dist.enabled:
+                raise NotImplementedError("fit: resume, checkpoint_dir and torchrun are implemented for "
+                                          "mode='frame' only")
+            trainer = VideoTrainer(self.model, self.seed, self.device, progress,
+                                   lengths=[s.num_frames for s in train])
+            history: dict[str, Any] = {"context": trainer.train_context(frames, c_steps, bs)}
+            history["diffusion"] = trainer.train_diffusion(frames, d_steps, bs)
+        else:
+            trainer = Trainer(self.model, self.seed, self.device, progress, dist=dist,
+                              checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every)
+            history = dict(trainer.fit(frames, c_steps, d_steps, bs, resume=ckpt))
         self._raw_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.model.load_state_dict(trainer.ema.state_dict())  # evaluation uses the EMA weights
         self.model.eval()
@@ -137,7 +145,8 @@ class DiffPoseLifter:
     def predict(self, keypoints_2d_or_sequence, *, image_size=None, confidence=None, heatmaps=None,
                 heatmap_boxes=None, camera=None, num_samples: Optional[int] = None, steps: Optional[int] = None,
                 sampler: Optional[str] = None, backend: str = "auto", generator: Optional[torch.Generator] = None,
-                batch_size: Optional[int] = None) -> LiftResult:
+                batch_size: Optional[int] = None, window_hop: Optional[int] = None,
+                flip_test: bool = True) -> LiftResult:
         """Lift 2D keypoints to 3D.
 
         Args:
@@ -150,6 +159,9 @@ class DiffPoseLifter:
             generator: torch.Generator for H_K and the hypotheses (None: one seeded with the lifter's seed,
                 so repeated calls give the same answer).
             batch_size: frames per forward pass (None: about 4096 hypotheses per pass).
+            window_hop, flip_test: mode="video" only: the hop between encoder windows (None: config.frames,
+                non-overlapping windows with the last aligned to the end; causal: 1) and the flip test-time
+                augmentation of the encoder (see docs/video.md).
 
         Returns:
             LiftResult (numpy, or torch tensors when the keypoints came as a tensor).
@@ -164,11 +176,17 @@ class DiffPoseLifter:
         n_eff = 1 if sampler == "context" else num_samples
         bs = _positive_int(batch_size, "batch_size") if batch_size is not None else max(1, 4096 // n_eff)
         self.model.eval()
-        chunks = []
-        for start in range(0, len(frames), bs):
-            part = frames.index(torch.arange(start, min(len(frames), start + bs))).to(self.device)
-            chunks.append(self.model.sample(part, n_eff, steps, sampler, gen, backend).float().cpu())
-        samples = torch.cat(chunks, 0).permute(1, 0, 2, 3).contiguous()  # [N, T, J, 3]
+        if self.config.mode == "video":
+            from .video.inference import sample_video
+
+            samples = sample_video(self.model, frames, n_eff, steps, sampler, gen, backend, hop=window_hop,
+                                   flip_test=flip_test, batch_size=bs, device=self.device)  # [N, T, J, 3]
+        else:
+            chunks = []
+            for start in range(0, len(frames), bs):
+                part = frames.index(torch.arange(start, min(len(frames), start + bs))).to(self.device)
+                chunks.append(self.model.sample(part, n_eff, steps, sampler, gen, backend).float().cpu())
+            samples = torch.cat(chunks, 0).permute(1, 0, 2, 3).contiguous()  # [N, T, J, 3]
         mean = samples.mean(0)
         std = ((samples - mean) ** 2).sum(-1).mean(0).sqrt()
         if as_tensor:
@@ -196,7 +214,8 @@ class DiffPoseLifter:
     # ------------------------------------------------------------------------------------------ evaluate
     def evaluate(self, sequences: Sequence[PoseSequence], *, sampler: str = "ddim", num_samples: int = 5,
                  steps: Optional[int] = 5, generator: Optional[torch.Generator] = None) -> dict[str, Any]:
-        """MPJPE, P-MPJPE and N-MPJPE in millimetres over the valid frames of ``sequences`` (root-relative).
+        """MPJPE, P-MPJPE and N-MPJPE in millimetres over the valid frames of ``sequences`` (root-relative), and
+        MPJVE (mm per frame) over pairs of consecutive valid frames ("mpjve_mm"; NaN if there is none).
 
         Returns {"frames": F, "mpjpe_mm", "p_mpjpe_mm", "n_mpjpe_mm": frame-weighted averages, and when every
         sequence has an action: "action_wise": {metric: action-wise average (the paper's number)},
@@ -209,6 +228,7 @@ class DiffPoseLifter:
         sequences = _check_sequences(sequences, "evaluate")
         per_frame: dict[str, list[np.ndarray]] = {"mpjpe": [], "p_mpjpe": [], "n_mpjpe": []}
         labels: list[Optional[str]] = []
+        velocity: list[np.ndarray] = []  # MPJVE per pair of consecutive valid frames
         gen = generator if generator is not None else torch.Generator().manual_seed(self.seed)
         from .training.distributed import predict_sequences  # under torchrun: each rank predicts its share
 
@@ -220,10 +240,14 @@ class DiffPoseLifter:
             for name in per_frame:
                 per_frame[name].append(getattr(metrics, name)(poses_3d[keep], gt[keep], reduce="none"))
             labels += [seq.action] * int(keep.sum())
+            if seq.num_frames >= 2:
+                velocity.append(metrics.mpjve(poses_3d, gt, reduce="none")[keep[1:] & keep[:-1]])
         errors = {k: np.concatenate(v) * metrics.MM_PER_M for k, v in per_frame.items()}
         report: dict[str, Any] = {"frames": int(errors["mpjpe"].size), "sampler": sampler,
                                   "num_samples": 1 if sampler == "context" else num_samples}
         report.update({f"{k}_mm": float(v.mean()) for k, v in errors.items()})
+        pairs = np.concatenate(velocity) if velocity else np.zeros(0)
+        report["mpjve_mm"] = float(pairs.mean() * metrics.MM_PER_M) if pairs.size else float("nan")
         if all(label is not None for label in labels):
             groups = {k: metrics.errors_by_group(v, [a.split(" ")[0] for a in labels]) for k, v in errors.items()}
             report["action_wise"] = {f"{k}_mm": metrics.action_wise_mean(g) for k, g in groups.items()}

@@ -16,6 +16,7 @@ from .diffusion.schedule import DiffusionSchedule
 from .distribution.depth import DepthHistogram
 from .distribution.initial import InitialDistribution, fit_initial_distribution, hk_samples
 from .models.context_frame import ContextOutput, FrameContextEncoder
+from .models.context_video import VideoContextEncoder
 from .models.denoiser import GCNAttentionDenoiser
 from .training.frames import FrameSet
 
@@ -32,9 +33,14 @@ class DiffPoseModel(nn.Module):
     def __init__(self, config: LifterConfig):
         super().__init__()
         self.config = config
-        self.encoder = FrameContextEncoder(in_features=ENCODER_INPUT_FEATURES, hidden=config.context_dim,
-                                           num_layers=config.encoder_layers, heads=config.encoder_heads,
-                                           dropout=config.dropout)
+        if config.mode == "video":  # MixSTE-style seq2seq encoder over windows of config.frames frames
+            self.encoder = VideoContextEncoder(in_features=ENCODER_INPUT_FEATURES, hidden=config.context_dim,
+                                               depth=config.encoder_layers, heads=config.encoder_heads,
+                                               frames=config.frames, causal=config.causal, dropout=config.dropout)
+        else:
+            self.encoder = FrameContextEncoder(in_features=ENCODER_INPUT_FEATURES, hidden=config.context_dim,
+                                               num_layers=config.encoder_layers, heads=config.encoder_heads,
+                                               dropout=config.dropout)
         self.denoiser = GCNAttentionDenoiser(context_dim=config.context_dim, hidden=config.hidden_dim,
                                              embed_dim=config.embed_dim, num_blocks=config.denoiser_blocks,
                                              heads=config.denoiser_heads, dropout=config.dropout)
@@ -66,9 +72,14 @@ class DiffPoseModel(nn.Module):
     # ------------------------------------------------------------------------------------------ sampling
     @torch.no_grad()
     def sample(self, frames: FrameSet, num_samples: int, steps: int | None, sampler: str,
-               generator: torch.Generator | None, backend: str = "auto") -> torch.Tensor:
-        """N hypotheses per frame: [B, N, J, 3] root-relative metres (sampler "context": [B, 1, J, 3])."""
-        context = self.encode(frames)
+               generator: torch.Generator | None, backend: str = "auto",
+               context: ContextOutput | None = None) -> torch.Tensor:
+        """N hypotheses per frame: [B, N, J, 3] root-relative metres (sampler "context": [B, 1, J, 3]).
+
+        ``context``: the frames' encoder outputs when already computed (the video path encodes windows and
+        passes each frame's f_ST [B, J, C], pose [B, J, 3], log_sigma_z [B, J]); None: ``encode(frames)``.
+        """
+        context = self.encode(frames) if context is None else context
         if sampler == "context":
             return context.pose[:, None]
         b, j = context.pose.shape[:2]

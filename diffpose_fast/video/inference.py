@@ -1,0 +1,107 @@
+"""Video inference: windows -> VideoContextEncoder (with flip test-time augmentation) -> per-frame f_ST ->
+the per-frame DiffPose sampler (H_K, GMM, reverse diffusion with g conditioned on each frame's f_ST).
+
+Memory is bounded by the window, not the sequence: windows are encoded a group at a time, each group's owned
+frames are sampled at once and written into the output, and nothing of size T x C is ever held. What grows with T
+is only the input FrameSet and the output samples [N, T, J, 3].
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..data.skeleton import NUM_JOINTS, flip_permutation
+from ..models.context_frame import ContextOutput
+from ..training.frames import FrameSet
+from .windows import WindowPlan, plan_windows
+
+# Encoder positions per forward pass (windows x frames); bounds the encoder's activations.
+DEFAULT_ENCODER_POSITIONS = 4096
+
+
+def flip_windows(inputs: torch.Tensor) -> torch.Tensor:
+    """Mirror encoder inputs [..., J, F] (conventions 1.7): normalised x negated, left <-> right joints."""
+    perm = torch.as_tensor(flip_permutation(NUM_JOINTS), device=inputs.device)
+    out = inputs[..., perm, :].clone()
+    out[..., 0] = -out[..., 0]
+    return out
+
+
+def unflip_context(context: ContextOutput) -> ContextOutput:
+    """Bring the outputs of a mirrored input back to the original labelling: joints swapped back, pose x negated.
+
+    Features carry no x axis; swapping their joints back makes joint j's features describe joint j again.
+    """
+    perm = torch.as_tensor(flip_permutation(NUM_JOINTS), device=context.pose.device)
+    pose = context.pose[..., perm, :].clone()
+    pose[..., 0] = -pose[..., 0]
+    return ContextOutput(context.features[..., perm, :], pose, context.log_sigma_z[..., perm])
+
+
+def encode_windows(encoder: torch.nn.Module, inputs: torch.Tensor, flip_test: bool) -> ContextOutput:
+    """The encoder on windows [W, F, J, in_features]; with ``flip_test`` the mean of the outputs of the window and
+    of its mirror image, un-mirrored (the video evaluation of MixSTE / DiffPose, official_code 2.7).
+
+    f_ST, the pose and log sigma_z are all averaged, so that the features and the pose that centres H_K stay
+    consistent; training's stage 2 conditions on the same averaged outputs.
+    """
+    if not flip_test:
+        return encoder(inputs)
+    both = encoder(torch.cat([inputs, flip_windows(inputs)], 0))
+    w = inputs.shape[0]
+    plain = ContextOutput(*(t[:w] for t in both))
+    mirrored = unflip_context(ContextOutput(*(t[w:] for t in both)))
+    return ContextOutput(*(0.5 * (a + b) for a, b in zip(plain, mirrored)))
+
+
+def _group_windows(plan: WindowPlan, positions: int) -> list[np.ndarray]:
+    per = max(1, positions // plan.frames)
+    ids = np.arange(plan.num_windows)
+    return [ids[i:i + per] for i in range(0, plan.num_windows, per)]
+
+
+@torch.no_grad()
+def sample_video(model, frames: FrameSet, num_samples: int, steps: int | None, sampler: str,
+                 generator: torch.Generator | None, backend: str = "auto", *, hop: int | None = None,
+                 flip_test: bool = True, encoder_positions: int = DEFAULT_ENCODER_POSITIONS,
+                 batch_size: int | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
+    """N hypotheses for every frame of one sequence: [N, T, J, 3] root-relative metres (float32, CPU).
+
+    Args:
+        model: a DiffPoseModel whose encoder is a VideoContextEncoder (config.mode == "video").
+        frames: the sequence's T frames in order (``frames_from_sequences([seq], ...)``), on the CPU.
+        num_samples, steps, sampler, generator, backend: as ``DiffPoseModel.sample`` (sampler "context" gives the
+            encoder's pose, N = 1).
+        hop: window hop (``plan_windows``); None: F offline, 1 causal.
+        flip_test: flip test-time augmentation of the encoder.
+        encoder_positions: windows x F per encoder pass (memory bound).
+        batch_size: frames per sampler pass (None: about 4096 hypotheses per pass, as the frame model).
+        device: where the model runs.
+    """
+    enc = model.encoder
+    plan = plan_windows(len(frames), enc.frames, hop, causal=enc.causal)
+    n = 1 if sampler == "context" else num_samples
+    batch_size = max(1, 4096 // n) if batch_size is None else int(batch_size)
+    out = torch.empty(n, len(frames), NUM_JOINTS, 3)
+    for group in _group_windows(plan, encoder_positions):
+        idx = torch.from_numpy(plan.indices(group))  # [G, F]
+        inputs = frames.inputs[idx].to(device)  # [G, F, J, in]
+        context = encode_windows(enc, inputs, flip_test)
+        take_w, take_p, take_t = [], [], []
+        for gi, w in enumerate(group):
+            owned, pos = plan.owned(int(w))
+            take_w.append(np.full(owned.shape, gi))
+            take_p.append(pos)
+            take_t.append(owned)
+        wi, pi = torch.from_numpy(np.concatenate(take_w)), torch.from_numpy(np.concatenate(take_p))
+        tt = torch.from_numpy(np.concatenate(take_t))
+        if tt.numel() == 0:
+            continue
+        per_frame = ContextOutput(*(c[wi.to(c.device), pi.to(c.device)] for c in context))  # [n_owned, J, ...]
+        for lo in range(0, tt.numel(), batch_size):
+            sel = slice(lo, lo + batch_size)
+            part = frames.index(tt[sel]).to(device)
+            ctx = ContextOutput(*(c[sel] for c in per_frame))
+            h0 = model.sample(part, n, steps, sampler, generator, backend, context=ctx)  # [b, N, J, 3]
+            out[:, tt[sel]] = h0.float().cpu().permute(1, 0, 2, 3)
+    return out
