@@ -175,7 +175,8 @@ __device__ void block_m_step(const Block<T>& k, const T* R, T reg) {
   __syncthreads();
 }
 
-// Cholesky factors (in place of the covariances) and per-component constants.
+// Cholesky factors (full) or inverse variances (diag), in place of the covariances, and the
+// per-component constants.
 template <class T>
 __device__ void block_prepare_e(const Block<T>& k, T floor) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, D = k.D;
@@ -186,7 +187,8 @@ __device__ void block_prepare_e(const Block<T>& k, T floor) {
       cholesky_lower(L, D, D, floor, lane, 32, WarpSync{});
       log_det = chol_log_det(L, D, D);
     } else {
-      log_det = diag_log_det(k.cov + m * D, D, floor);
+      log_det = T(0);
+      if (lane == 0) log_det = diag_prepare(k.cov + m * D, D, floor);  // variances -> inverse variances
     }
     if (lane == 0) k.cst[m] = log_gauss_const(k.w[m], log_det, D);
   }
@@ -195,7 +197,7 @@ __device__ void block_prepare_e(const Block<T>& k, T floor) {
 
 // One E step after block_prepare_e: responsibilities (or their logs) to out [n, M]; returns the mean ll.
 template <class T>
-__device__ T block_e_step(const Block<T>& k, T floor, T* out, bool want_log) {
+__device__ T block_e_step(const Block<T>& k, T* out, bool want_log) {
   const int tid = threadIdx.x, n = k.n, D = k.D, M = k.M;
   T* y = k.y + tid;  // this thread's column of the [D, kThreads] scratch
   double acc = 0.0;
@@ -207,9 +209,9 @@ __device__ T block_e_step(const Block<T>& k, T floor, T* out, bool want_log) {
       for (int d = 0; d < D; ++d) y[d * kThreads] = x[d] - mum[d];
       T maha;
       if (k.full)
-        forward_solve<T, 1>(k.cov + m * D * D, D, D, y, kThreads, &maha);
+        forward_solve<T, T>(k.cov + m * D * D, D, D, y, kThreads, maha);
       else
-        diag_maha<T, 1>(y, kThreads, k.cov + m * D, D, floor, &maha);
+        diag_maha<T, T>(y, kThreads, k.cov + m * D, D, maha);
       lp[m] = k.cst[m] - T(0.5) * maha;
     }
     acc += double(log_normalize(lp, M));
@@ -271,7 +273,7 @@ __global__ void __launch_bounds__(kThreads) gmm_em_kernel(Params<T> p) {
     __syncthreads();
     const T floor = Num<T>::tiny();
     block_prepare_e(k, floor);
-    const T ll = block_e_step(k, floor, p.log_resp_out + b * int64_t(n) * M, true);
+    const T ll = block_e_step(k, p.log_resp_out + b * int64_t(n) * M, true);
     if (threadIdx.x == 0) p.ll_out[b] = ll;
     return;
   }
@@ -285,7 +287,7 @@ __global__ void __launch_bounds__(kThreads) gmm_em_kernel(Params<T> p) {
     bool conv = false;
     for (int it = 1; it <= p.max_iter; ++it) {
       block_prepare_e(k, floor);
-      const T cur = block_e_step(k, floor, k.r, false);
+      const T cur = block_e_step(k, k.r, false);
       block_m_step(k, k.r, reg);
       it_done = it;
       conv = has_converged(cur, prev, p.tol);  // cur is the same in every thread: a uniform break
@@ -297,7 +299,7 @@ __global__ void __launch_bounds__(kThreads) gmm_em_kernel(Params<T> p) {
     block_copy(p.cov_out + b * cov_size, k.cov, cov_size);
     __syncthreads();
     block_prepare_e(k, floor);
-    const T ll = block_e_step(k, floor, k.r, false);  // scikit-learn's score at the final parameters
+    const T ll = block_e_step(k, k.r, false);  // scikit-learn's score at the final parameters
     if (threadIdx.x == 0) {
       p.ll_out[b] = ll;
       p.n_iter_out[b] = it_done;

@@ -101,54 +101,47 @@ DPF_HD T chol_log_det(const T* L, int D, int ldl) {
   return T(2) * s;
 }
 
-// log det of a diagonal covariance, its variances floored.
-template <class T>
-DPF_HD T diag_log_det(const T* var, int D, T floor) {
-  T s = T(0);
-  for (int d = 0; d < D; ++d) s += Num<T>::log(clamp_pivot(var[d], floor));
-  return s;
-}
-
 // log pi_m - 1/2 (D log 2 pi + log det Sigma_m): the per-component constant of the weighted log-density.
 template <class T>
 DPF_HD T log_gauss_const(T weight, T log_det, int D) {
   return Num<T>::log(weight) - T(0.5) * (T(D) * T(kLog2Pi) + log_det);
 }
 
-// Forward substitution for S samples at once: on entry Y[d * ldy + s] = x_s[d] - mu[d]; on exit
-// Y = L^-1 (x - mu) and maha[s] = |Y[:, s]|^2. The host uses S = 16 (SIMD over samples), the device S = 1
-// with ldy = the block's thread count (one sample per thread, its column in a shared scratch).
-template <class T, int S>
-DPF_HD void forward_solve(const T* L, int ldl, int D, T* Y, int ldy, T* maha) {
-  for (int s = 0; s < S; ++s) maha[s] = T(0);
-  for (int j = 0; j < D; ++j) {
-    T acc[S];
-    for (int s = 0; s < S; ++s) acc[s] = Y[j * ldy + s];
-    const T* lrow = L + j * ldl;
-    for (int k = 0; k < j; ++k) {
-      const T l = lrow[k];
-      const T* yk = Y + k * ldy;
-      for (int s = 0; s < S; ++s) acc[s] -= l * yk[s];
-    }
-    const T ljj = lrow[j];
-    for (int s = 0; s < S; ++s) {
-      const T y = acc[s] / ljj;
-      Y[j * ldy + s] = y;
-      maha[s] += y * y;
-    }
+// Forward substitution for a group of samples at once. V is the lane type: T on the device (one sample per
+// thread), a SIMD vector of samples on the host (a GCC vector type, so that the compiler cannot vectorize
+// the wrong loop). On entry Y[d * ldy] = x[d] - mu[d] (lane-wise); on exit Y = L^-1 (x - mu) and
+// maha = |Y|^2. Column-oriented (axpy) order. The host calls it with ldy = 1 on a [D] array of vectors, the
+// device with ldy = the block's thread count (the thread's column of a shared [D, threads] scratch).
+template <class T, class V>
+DPF_HD void forward_solve(const T* L, int ldl, int D, V* Y, int ldy, V& maha) {
+  maha = V{};
+  for (int k = 0; k < D; ++k) {
+    const V yk = Y[k * ldy] / L[k * ldl + k];
+    Y[k * ldy] = yk;
+    maha += yk * yk;
+    for (int j = k + 1; j < D; ++j) Y[j * ldy] -= L[j * ldl + k] * yk;
   }
 }
 
-// Diagonal covariance, S samples at once: Y[d * ldy + s] = x_s[d] - mu[d] on entry (left unchanged);
-// maha[s] = sum_d Y[d, s]^2 / var_d with the variances floored, as the reference (diff * diff / var).
-template <class T, int S>
-DPF_HD void diag_maha(const T* Y, int ldy, const T* var, int D, T floor, T* maha) {
-  for (int s = 0; s < S; ++s) maha[s] = T(0);
+// Diagonal covariance: replaces the variances var[D] in place by their inverses (variances floored) and
+// returns log det Sigma.
+template <class T>
+DPF_HD T diag_prepare(T* var, int D, T floor) {
+  T log_det = T(0);
   for (int d = 0; d < D; ++d) {
     const T v = clamp_pivot(var[d], floor);
-    const T* yd = Y + d * ldy;
-    for (int s = 0; s < S; ++s) maha[s] += yd[s] * yd[s] / v;
+    log_det += Num<T>::log(v);
+    var[d] = T(1) / v;
   }
+  return log_det;
+}
+
+// Diagonal covariance: maha = sum_d Y[d * ldy]^2 * inv_var[d] (inv_var from diag_prepare); lanes as in
+// forward_solve.
+template <class T, class V>
+DPF_HD void diag_maha(const V* Y, int ldy, const T* inv_var, int D, V& maha) {
+  maha = V{};
+  for (int d = 0; d < D; ++d) maha += Y[d * ldy] * Y[d * ldy] * inv_var[d];
 }
 
 // In place: lp[m] (weighted log-densities) -> log responsibilities; returns logsumexp_m lp[m].
