@@ -19,6 +19,7 @@ _CHOICES = {
     "z_source": ("encoder", "histogram"),
     "loss_weighting": ("x0", "eq9"),
     "sampler": ("ddim", "ddpm", "context"),
+    "temporal_noise": ("shared", "independent"),
 }
 
 
@@ -69,6 +70,7 @@ class LifterConfig:
     num_samples: int = 5                   # N
     sampler: str = "ddim"
     sampling_steps: int = 5
+    temporal_noise: str = "shared"         # one sequence's frames share their standard draws (smooth hypotheses)
     # --- video (the video issue)
     frames: int = 243
     causal: bool = False

@@ -176,16 +176,23 @@ class DiffPoseLifter:
         n_eff = 1 if sampler == "context" else num_samples
         bs = _positive_int(batch_size, "batch_size") if batch_size is not None else max(1, 4096 // n_eff)
         self.model.eval()
+        # One row of draws shared by every frame of the sequence: each frame's hypotheses are still exact draws
+        # from its own H_K, but hypothesis i moves smoothly over time instead of jittering (distribution.noise).
+        shared = None
+        if sampler != "context" and self.config.temporal_noise == "shared":
+            shared = self.model.draw_noise(1, n_eff, frames.heatmaps is not None, gen)
         if self.config.mode == "video":
             from .video.inference import sample_video
 
             samples = sample_video(self.model, frames, n_eff, steps, sampler, gen, backend, hop=window_hop,
-                                   flip_test=flip_test, batch_size=bs, device=self.device)  # [N, T, J, 3]
+                                   flip_test=flip_test, batch_size=bs, device=self.device,
+                                   shared_noise=shared)  # [N, T, J, 3]
         else:
             chunks = []
             for start in range(0, len(frames), bs):
                 part = frames.index(torch.arange(start, min(len(frames), start + bs))).to(self.device)
-                chunks.append(self.model.sample(part, n_eff, steps, sampler, gen, backend).float().cpu())
+                noise = None if shared is None else shared.expand(len(part))
+                chunks.append(self.model.sample(part, n_eff, steps, sampler, gen, backend, noise=noise).float().cpu())
             samples = torch.cat(chunks, 0).permute(1, 0, 2, 3).contiguous()  # [N, T, J, 3]
         mean = samples.mean(0)
         std = ((samples - mean) ** 2).sum(-1).mean(0).sqrt()

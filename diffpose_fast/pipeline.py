@@ -15,6 +15,7 @@ from .fast.sampler import gmm_backend, reverse_diffusion
 from .diffusion.schedule import DiffusionSchedule
 from .distribution.depth import DepthHistogram
 from .distribution.initial import InitialDistribution, fit_initial_distribution, hk_samples
+from .distribution.noise import HKNoise, draw_hk_noise
 from .models.context_frame import ContextOutput, FrameContextEncoder
 from .models.context_video import VideoContextEncoder
 from .models.denoiser import GCNAttentionDenoiser
@@ -51,9 +52,9 @@ class DiffPoseModel(nn.Module):
     def encode(self, frames: FrameSet) -> ContextOutput:
         return self.encoder(frames.inputs)
 
-    def initial_distribution(self, frames: FrameSet, context: ContextOutput, generator: torch.Generator | None,
+    def initial_distribution(self, frames: FrameSet, context: ContextOutput, noise: HKNoise,
                              backend: str = "auto") -> InitialDistribution:
-        """H_K for every frame, fitted (or the standard Gaussian for Stand-Diff)."""
+        """H_K for every frame, fitted (or the standard Gaussian for Stand-Diff), from the draws in ``noise``."""
         cfg = self.config
         b, j = context.pose.shape[:2]
         if cfg.forward_process == "standard":
@@ -62,29 +63,37 @@ class DiffPoseModel(nn.Module):
         if cfg.z_source == "histogram" and histogram is None:
             raise RuntimeError("z_source='histogram' needs the training depth histogram; train the model first")
         samples = hk_samples(context.pose.detach().float(), context.log_sigma_z.detach().float(), frames.keypoints,
-                             frames.confidence, cfg.gmm_samples, sigma_min=cfg.keypoint_sigma_min,
+                             frames.confidence, noise, sigma_min=cfg.keypoint_sigma_min,
                              sigma_max=cfg.keypoint_sigma_max, heatmaps=frames.heatmaps,
-                             heatmap_boxes=frames.boxes, depth_histogram=histogram, generator=generator)
-        return fit_initial_distribution(samples, scope=cfg.gmm_scope, num_components=cfg.gmm_components,
+                             heatmap_boxes=frames.boxes, depth_histogram=histogram)
+        return fit_initial_distribution(samples, noise.seed_u, scope=cfg.gmm_scope, num_components=cfg.gmm_components,
                                         covariance=cfg.gmm_covariance, max_iter=cfg.gmm_max_iter, tol=cfg.gmm_tol,
-                                        reg_covar=cfg.gmm_reg_covar, generator=generator, backend=backend)
+                                        reg_covar=cfg.gmm_reg_covar, backend=backend)
+
+    def draw_noise(self, batch: int, num_sets: int, heatmaps: bool, generator: torch.Generator | None) -> HKNoise:
+        """Fresh draws for ``batch`` frames and ``num_sets`` hypotheses (see ``distribution.noise``)."""
+        return draw_hk_noise(batch, self.config, self.encoder.num_joints, num_sets, heatmaps, generator)
 
     # ------------------------------------------------------------------------------------------ sampling
     @torch.no_grad()
     def sample(self, frames: FrameSet, num_samples: int, steps: int | None, sampler: str,
                generator: torch.Generator | None, backend: str = "auto",
-               context: ContextOutput | None = None) -> torch.Tensor:
+               context: ContextOutput | None = None, noise: HKNoise | None = None) -> torch.Tensor:
         """N hypotheses per frame: [B, N, J, 3] root-relative metres (sampler "context": [B, 1, J, 3]).
 
         ``context``: the frames' encoder outputs when already computed (the video path encodes windows and
         passes each frame's f_ST [B, J, C], pose [B, J, 3], log_sigma_z [B, J]); None: ``encode(frames)``.
+        ``noise``: the draws of H_K and the hypotheses ([B] rows, ``num_samples`` sets), e.g. one sequence's row
+        shared by all its frames; None: fresh draws per frame from ``generator``.
         """
         context = self.encode(frames) if context is None else context
         if sampler == "context":
             return context.pose[:, None]
         b, j = context.pose.shape[:2]
-        hk = self.initial_distribution(frames, context, generator, gmm_backend(backend))
-        mu, eps = hk.draw(num_samples, generator, device=context.pose.device, dtype=context.pose.dtype)
+        if noise is None:
+            noise = self.draw_noise(b, num_samples, frames.heatmaps is not None, generator)
+        hk = self.initial_distribution(frames, context, noise, gmm_backend(backend))
+        mu, eps = hk.draw(noise, device=context.pose.device, dtype=context.pose.dtype)
         mu = mu.reshape(b * num_samples, j, 3)
         h_k = mu + eps.reshape(b * num_samples, j, 3)
         features = context.features.repeat_interleave(num_samples, 0)  # N hypotheses batched with the frames

@@ -132,11 +132,10 @@ def test_shard_and_assignment_cover_everything():
 
 def test_step_noise_slices_give_each_sample_the_same_draws():
     """The DDP property of stage 2's randomness: a rank's slice of the batch gets exactly the draws those samples
-    get in the whole batch (H_K samples, k-means++ seeds, GMM paths), and the explicit-noise H_K equals the
-    library's generator-driven ``hk_samples`` given the same stream."""
+    get in the whole batch (H_K samples, k-means++ seeds, GMM paths). Training and inference share these
+    functions (distribution.initial), so this also covers the inference path's H_K."""
     from diffpose_fast.config import LifterConfig
-    from diffpose_fast.distribution.initial import hk_samples
-    from diffpose_fast.ops.gmm import em_fit
+    from diffpose_fast.distribution.initial import fit_initial_distribution, hk_samples
     from diffpose_fast.training import step_noise as sn
 
     cfg = LifterConfig(gmm_samples=12, gmm_components=3, train_hypotheses=2)
@@ -151,24 +150,16 @@ def test_step_noise_slices_give_each_sample_the_same_draws():
 
     def paths(lo, hi):
         noise = sn.diffusion_noise(b, cfg, j, False, torch.Generator().manual_seed(7)).rows(lo, hi)
-        hk = sn.hk_samples_from_noise(pose[lo:hi], log_sigma[lo:hi], kp[lo:hi], conf[lo:hi], noise, **kw)
-        x = sn.gmm_inputs(hk, cfg.gmm_scope)
-        init = sn.kmeanspp_from_noise(x, noise.seed_u.reshape(x.shape[0], -1))
-        fit = em_fit(x, cfg.gmm_components, init=init, reg_covar=1e-3, reg_covar_mode="relative",
-                     backend="reference")
-        return (hk,) + sn.paths_from_noise(fit, noise, hi - lo, j, cfg.gmm_scope)
+        hk = hk_samples(pose[lo:hi], log_sigma[lo:hi], kp[lo:hi], conf[lo:hi], noise, **kw)
+        dist = fit_initial_distribution(hk, noise.seed_u, scope=cfg.gmm_scope, num_components=cfg.gmm_components,
+                                        covariance="full", max_iter=100, tol=1e-3, reg_covar=1e-3,
+                                        backend="reference")
+        return (hk,) + dist.draw(noise)
 
     full = paths(0, b)
     for lo, hi in ((0, 3), (3, 6), (2, 5)):
         for whole, part in zip(full, paths(lo, hi)):
             torch.testing.assert_close(part, whole[lo:hi], rtol=1e-5, atol=1e-6)
-    # same stream, same H_K as the inference path's hk_samples (keypoint Gaussian + encoder depth)
-    noise = sn.StepNoise(flip_u=torch.zeros(b))
-    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
-    noise.offsets_z = torch.randn((b, j, 12, 2), generator=g1)
-    noise.depth_z = torch.randn((b, j, 12), generator=g1)
-    torch.testing.assert_close(sn.hk_samples_from_noise(pose, log_sigma, kp, conf, noise, **kw),
-                               hk_samples(pose, log_sigma, kp, conf, 12, generator=g2, **kw), rtol=0, atol=0)
 
 
 def test_no_env_means_one_process(monkeypatch):

@@ -7,9 +7,16 @@ import torch
 
 from diffpose_fast.data.heatmaps import render_heatmaps
 from diffpose_fast.distribution.depth import DepthHistogram
+from diffpose_fast.config import LifterConfig
 from diffpose_fast.distribution.initial import (InitialDistribution, fit_initial_distribution, hk_samples,
                                                 weak_perspective_scale)
+from diffpose_fast.distribution.noise import draw_hk_noise
 from diffpose_fast.distribution.spread2d import confidence_to_sigma_px, heatmap_mean_px, pose_size_px
+
+
+def _noise(b, samples, gen, sets=1, heatmaps=False, **config):
+    cfg = LifterConfig(gmm_samples=samples, **config)
+    return draw_hk_noise(b, cfg, 17, sets, heatmaps, gen)
 
 
 def _pose(gen, b=3):
@@ -47,7 +54,7 @@ def test_hk_from_keypoints_has_the_stated_spread():
     scale = 1000.0
     keypoints = pose[..., :2] * scale + 500.0
     conf = torch.full((2, 17), 0.5, dtype=torch.float64)
-    s = hk_samples(pose, log_sigma_z, keypoints, conf, 20000, sigma_min=0.01, sigma_max=0.10, generator=gen)
+    s = hk_samples(pose, log_sigma_z, keypoints, conf, _noise(2, 20000, gen), sigma_min=0.01, sigma_max=0.10)
     assert s.shape == (2, 20000, 17, 3)
     assert bool((s[:, :, 0] == 0).all())
     mean = s.mean(1)
@@ -67,8 +74,8 @@ def test_hk_from_heatmaps_keeps_a_second_mode():
     hm, boxes = render_heatmaps(keypoints, 4.0, size=(64, 64), second_mode=(0.3, alt))
     hm_t, boxes_t = torch.from_numpy(hm).double(), torch.from_numpy(boxes).double()
     s = hk_samples(pose, torch.full((1, 17), -3.0, dtype=torch.float64), torch.from_numpy(keypoints),
-                   torch.ones(1, 17, dtype=torch.float64), 4000, sigma_min=0.01, sigma_max=0.1,
-                   heatmaps=hm_t, heatmap_boxes=boxes_t, generator=gen)
+                   torch.ones(1, 17, dtype=torch.float64), _noise(1, 4000, gen, heatmaps=True), sigma_min=0.01,
+                   sigma_max=0.1, heatmaps=hm_t, heatmap_boxes=boxes_t)
     x = s[0, :, 13, 0]
     # Two clusters 0.08 m apart (80 px at 1000 px/m) holding ~70% and ~30% of the samples. Offsets are taken
     # from the heatmap's mean (24 px right of the main mode), so the midpoint between modes is pose_x + 16 px.
@@ -97,11 +104,12 @@ def test_depth_histogram_samples_the_training_depths():
 def test_fitted_gmm_draws_paths_from_hk(scope, cov):
     gen = torch.Generator().manual_seed(4)
     pose = _pose(gen, b=2).float()
-    s = hk_samples(pose, torch.full((2, 17), math.log(0.04)), pose[..., :2] * 900 + 400, torch.ones(2, 17), 256,
-                   sigma_min=0.01, sigma_max=0.1, generator=gen)
-    dist = fit_initial_distribution(s, scope=scope, num_components=3, covariance=cov, max_iter=50, tol=1e-5,
-                                    reg_covar=1e-3, generator=gen, backend="reference")
-    mu, eps = dist.draw(2000, gen)
+    noise = _noise(2, 256, gen, sets=2000, gmm_scope=scope, gmm_components=3)
+    s = hk_samples(pose, torch.full((2, 17), math.log(0.04)), pose[..., :2] * 900 + 400, torch.ones(2, 17), noise,
+                   sigma_min=0.01, sigma_max=0.1)
+    dist = fit_initial_distribution(s, noise.seed_u, scope=scope, num_components=3, covariance=cov, max_iter=50,
+                                    tol=1e-5, reg_covar=1e-3, backend="reference")
+    mu, eps = dist.draw(noise)
     assert mu.shape == eps.shape == (2, 2000, 17, 3)
     assert bool((mu[:, :, 0] == 0).all()) and bool((eps[:, :, 0] == 0).all())
     h_k = mu + eps  # samples of the fitted GMM: same first two moments as H_K
@@ -111,6 +119,6 @@ def test_fitted_gmm_draws_paths_from_hk(scope, cov):
 
 def test_standard_scope_is_the_unit_gaussian():
     dist = InitialDistribution(batch=2, num_joints=17, scope="standard")
-    mu, eps = dist.draw(4000, torch.Generator().manual_seed(5))
+    mu, eps = dist.draw(_noise(2, 16, torch.Generator().manual_seed(5), sets=4000, forward_process="standard"))
     assert bool((mu == 0).all())
     assert eps[:, :, 1:].std().item() == pytest.approx(1.0, abs=0.02)

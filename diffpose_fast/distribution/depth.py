@@ -1,6 +1,6 @@
 """The z part of H_K (paper Sec. 4.1): depth a 2D detector cannot see.
 
-Two sources:
+Two sources (both drawn in ``distribution.initial.hk_samples``):
 - the context encoder's own prediction: z_j ~ N(z_hat_j, sigma_j^2) with sigma_j = exp(log_sigma_z_j), trained
   with a Gaussian likelihood in stage 1 (the paper's faster-converging choice);
 - the training set's per-joint histogram of root-relative depth (``DepthHistogram``): z_j drawn from the
@@ -43,13 +43,20 @@ class DepthHistogram:
 
     def sample(self, batch: int, num_samples: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Depths [B, J, S] (metres) drawn from each joint's histogram."""
-        j, bins = self.pmf.shape
-        idx = torch.multinomial(self.pmf, batch * num_samples, replacement=True, generator=generator)  # [J, B*S]
-        u = torch.rand((j, batch * num_samples), generator=generator, dtype=torch.float64)
-        lo = torch.gather(self.edges, 1, idx)
-        hi = torch.gather(self.edges, 1, idx + 1)
-        z = lo + u * (hi - lo)
-        return z.reshape(j, batch, num_samples).permute(1, 0, 2)
+        j = self.pmf.shape[0]
+        bin_u = torch.rand((batch, j, num_samples), generator=generator, dtype=torch.float64)
+        within_u = torch.rand((batch, j, num_samples), generator=generator, dtype=torch.float64)
+        return self.sample_from_uniforms(bin_u, within_u)
+
+    def sample_from_uniforms(self, bin_u: torch.Tensor, within_u: torch.Tensor) -> torch.Tensor:
+        """Depths [B, J, S]: bin of joint j by inverse CDF of bin_u [B, J, S], uniform inside it by within_u."""
+        from ..ops.gmm.api import inverse_cdf
+
+        b, j, n = bin_u.shape
+        bins = inverse_cdf(self.pmf, bin_u.permute(1, 0, 2).reshape(j, b * n))  # [J, B S]
+        lo = torch.gather(self.edges, 1, bins).reshape(j, b, n).permute(1, 0, 2)
+        hi = torch.gather(self.edges, 1, bins + 1).reshape(j, b, n).permute(1, 0, 2)
+        return lo + within_u.to(lo.device) * (hi - lo)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"z_hist_edges": self.edges.clone(), "z_hist_pmf": self.pmf.clone()}
@@ -57,12 +64,3 @@ class DepthHistogram:
     @classmethod
     def from_state_dict(cls, state: dict[str, torch.Tensor]) -> "DepthHistogram":
         return cls(state["z_hist_edges"], state["z_hist_pmf"])
-
-
-def encoder_depth_offsets(log_sigma_z: torch.Tensor, num_samples: int,
-                          generator: torch.Generator | None) -> torch.Tensor:
-    """Gaussian depth offsets [B, J, S] (metres) around the encoder's z, with its predicted spread [B, J]."""
-    b, j = log_sigma_z.shape
-    z = torch.randn((b, j, num_samples), generator=generator, dtype=log_sigma_z.dtype,
-                    device=generator.device if generator is not None else "cpu").to(log_sigma_z.device)
-    return z * log_sigma_z.exp()[..., None]

@@ -5,6 +5,8 @@ give x, y the shape of the 2D uncertainty, converted from pixels to metres by th
 between the 2D keypoints and p's x, y; give z the encoder's predicted spread or the training histogram. The root
 is identically zero in the root-relative frame, so it is left out of every fit (D = 48 whole-pose, or 16 fits of
 D = 3 per joint) and put back as zeros.
+
+All randomness comes in as an ``HKNoise`` (``distribution.noise``), shared by training and inference.
 """
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ import dataclasses
 
 import torch
 
-from ..ops.gmm import GMMFit, em_fit, gmm_sample
-from .depth import DepthHistogram, encoder_depth_offsets
-from .spread2d import heatmap_offsets, keypoint_offsets, pose_size_px
+from ..ops.gmm import GMMFit, em_fit
+from ..ops.gmm.api import inverse_cdf, kmeans_plusplus_from_uniforms, sample_from_draws
+from .depth import DepthHistogram
+from .noise import F64, HKNoise
+from .spread2d import confidence_to_sigma_px, heatmap_mean_px, pose_size_px
 
 
 def weak_perspective_scale(pose_xy: torch.Tensor, keypoints: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
@@ -37,30 +41,58 @@ def weak_perspective_scale(pose_xy: torch.Tensor, keypoints: torch.Tensor, confi
     return torch.where(s > 1e-6, s, fallback)
 
 
+def _heatmap_offsets(heatmaps: torch.Tensor, boxes: torch.Tensor, cell_u: torch.Tensor,
+                     jitter_u: torch.Tensor) -> torch.Tensor:
+    """Pixel offsets [B, J, S, 2] from heatmaps [B, J, Hh, Wh] (pmfs over the cells of boxes [B, 4]) around their
+    own mean: cell by inverse CDF of cell_u [B, J, S], then uniform inside the cell by jitter_u [B, J, S, 2]."""
+    b, j, hh, wh = heatmaps.shape
+    cell = inverse_cdf(heatmaps.detach().reshape(b, j, hh * wh), cell_u)  # [B, J, S]
+    jit = jitter_u.to(heatmaps.device)
+    box = boxes.to(F64)[:, None, None, :]
+    x = box[..., 0] + ((cell % wh).to(F64) + jit[..., 0]) * (box[..., 2] - box[..., 0]) / wh
+    y = box[..., 1] + (torch.div(cell, wh, rounding_mode="floor").to(F64) + jit[..., 1]) * \
+        (box[..., 3] - box[..., 1]) / hh
+    px = torch.stack([x, y], -1).to(heatmaps.dtype)
+    return px - heatmap_mean_px(heatmaps, boxes)[:, :, None, :]
+
+
 def hk_samples(pose: torch.Tensor, log_sigma_z: torch.Tensor, keypoints: torch.Tensor, confidence: torch.Tensor,
-               num_samples: int, *, sigma_min: float, sigma_max: float, heatmaps: torch.Tensor | None = None,
-               heatmap_boxes: torch.Tensor | None = None, depth_histogram: DepthHistogram | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-    """Samples of H_K: [B, S, J, 3] root-relative metres, root exactly zero.
+               noise: HKNoise, *, sigma_min: float, sigma_max: float, heatmaps: torch.Tensor | None = None,
+               heatmap_boxes: torch.Tensor | None = None,
+               depth_histogram: DepthHistogram | None = None) -> torch.Tensor:
+    """Samples of H_K: [B, S, J, 3] root-relative metres, root exactly zero (S = the noise's sample count).
 
     pose [B, J, 3] and log_sigma_z [B, J] from the context encoder; keypoints [B, J, 2] pixels, confidence [B, J]
-    in [0, 1]; heatmaps [B, J, Hh, Wh] with heatmap_boxes [B, 4] replace the keypoint Gaussian when given;
-    depth_histogram replaces the encoder's depth spread when given.
+    in [0, 1]. x, y: heatmaps [B, J, Hh, Wh] over heatmap_boxes [B, 4] when given (noise.cell_u, jitter_u), else
+    the confidence Gaussian (``spread2d``; noise.offsets_z). z: the training histogram when ``depth_histogram`` is
+    given (noise.bin_u, within_u), else the encoder's Gaussian (noise.depth_z).
     """
+    dev = pose.device
     if heatmaps is not None:
-        offsets = heatmap_offsets(heatmaps, heatmap_boxes, num_samples, generator)
+        offsets = _heatmap_offsets(heatmaps, heatmap_boxes, noise.cell_u, noise.jitter_u)
     else:
-        offsets = keypoint_offsets(confidence, pose_size_px(keypoints, confidence), num_samples, sigma_min,
-                                   sigma_max, generator)
+        sigma = confidence_to_sigma_px(confidence, pose_size_px(keypoints, confidence), sigma_min, sigma_max)
+        offsets = noise.offsets_z.to(dev, confidence.dtype) * sigma[..., None, None]
     scale = weak_perspective_scale(pose[..., :2], keypoints, confidence)  # px per metre
     xy = pose[:, :, None, :2] + offsets.to(pose.dtype) / scale[:, None, None, None]  # [B, J, S, 2]
     if depth_histogram is not None:
-        z = depth_histogram.sample(pose.shape[0], num_samples, generator).to(pose.device, pose.dtype)
+        z = depth_histogram.sample_from_uniforms(noise.bin_u, noise.within_u).to(dev, pose.dtype)
     else:
-        z = pose[:, :, None, 2] + encoder_depth_offsets(log_sigma_z, num_samples, generator)
+        z = pose[:, :, None, 2] + noise.depth_z.to(dev, log_sigma_z.dtype) * log_sigma_z.exp()[..., None]
     samples = torch.cat([xy, z[..., None]], dim=-1).permute(0, 2, 1, 3).contiguous()  # [B, S, J, 3]
     samples[:, :, 0, :] = 0.0
     return samples
+
+
+def gmm_inputs(samples: torch.Tensor, scope: str) -> torch.Tensor:
+    """The EM input of H_K samples [B, S, J, 3]: [B (J-1), S, 3] per joint, [B, S, 3 (J-1)] whole pose."""
+    b, s, j, _ = samples.shape
+    body = samples[:, :, 1:, :]
+    if scope == "per_joint":
+        return body.permute(0, 2, 1, 3).reshape(b * (j - 1), s, 3).contiguous()
+    if scope == "whole_pose":
+        return body.reshape(b, s, (j - 1) * 3).contiguous()
+    raise ValueError(f"gmm_inputs: scope must be 'per_joint' or 'whole_pose', got {scope!r}")
 
 
 @dataclasses.dataclass
@@ -76,43 +108,39 @@ class InitialDistribution:
     scope: str                       # "per_joint" | "whole_pose" | "standard"
     fit: GMMFit | None = None
 
-    def draw(self, num_sets: int, generator: torch.Generator | None = None,
-             device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
-        """(mu, eps), each [B, S, J, 3] (metres, root zero)."""
+    def draw(self, noise: HKNoise, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+        """(mu, eps), each [B, H, J, 3] (metres, root zero), from noise.comp_u [B, G, H] and path_z [B, G, H, d]
+        (or std_eps [B, H, J, 3] for Stand-Diff)."""
         b, j = self.batch, self.num_joints
         if self.scope == "standard":
-            eps = torch.randn((b, num_sets, j, 3), generator=generator, dtype=dtype,
-                              device=generator.device if generator is not None else "cpu").to(device)
+            eps = noise.std_eps.to(device, dtype).clone()
             eps[:, :, 0] = 0.0
             return torch.zeros_like(eps), eps
-        x, comps = gmm_sample(self.fit, num_sets, generator)
+        h = noise.comp_u.shape[-1]
         d = self.fit.dim
+        x, comps = sample_from_draws(self.fit, noise.comp_u.reshape(-1, h), noise.path_z.reshape(-1, h, d))
         mu = torch.gather(self.fit.means, 1, comps[..., None].expand(-1, -1, d))
-        if self.scope == "per_joint":  # fits are [B * (J-1)] of D = 3
-            x = x.reshape(b, j - 1, num_sets, 3).permute(0, 2, 1, 3)
-            mu = mu.reshape(b, j - 1, num_sets, 3).permute(0, 2, 1, 3)
+        if self.scope == "per_joint":  # fits are [B (J-1)] of D = 3
+            x = x.reshape(b, j - 1, h, 3).permute(0, 2, 1, 3)
+            mu = mu.reshape(b, j - 1, h, 3).permute(0, 2, 1, 3)
         else:  # [B] fits of D = 3 (J - 1)
-            x = x.reshape(b, num_sets, j - 1, 3)
-            mu = mu.reshape(b, num_sets, j - 1, 3)
-        zeros = torch.zeros((b, num_sets, 1, 3), dtype=x.dtype, device=x.device)
+            x = x.reshape(b, h, j - 1, 3)
+            mu = mu.reshape(b, h, j - 1, 3)
+        zeros = mu.new_zeros((b, h, 1, 3))
         mu = torch.cat([zeros, mu], 2).to(device=device, dtype=dtype)
         x = torch.cat([zeros, x], 2).to(device=device, dtype=dtype)
         return mu, x - mu
 
 
-def fit_initial_distribution(samples: torch.Tensor, *, scope: str, num_components: int, covariance: str,
-                             max_iter: int, tol: float, reg_covar: float, generator: torch.Generator | None = None,
+def fit_initial_distribution(samples: torch.Tensor, seed_u: torch.Tensor, *, scope: str, num_components: int,
+                             covariance: str, max_iter: int, tol: float, reg_covar: float,
                              backend: str = "auto") -> InitialDistribution:
     """Fit the GMM of H_K (Eq. 6) to samples [B, S, J, 3]: one mixture per input (whole_pose, D = 3(J-1))
-    or one per non-root joint (per_joint, D = 3), all in one batched ``em_fit`` call."""
-    b, s, j, _ = samples.shape
-    body = samples[:, :, 1:, :]
-    if scope == "per_joint":
-        x = body.permute(0, 2, 1, 3).reshape(b * (j - 1), s, 3)
-    elif scope == "whole_pose":
-        x = body.reshape(b, s, (j - 1) * 3)
-    else:
-        raise ValueError(f"fit_initial_distribution: scope must be 'per_joint' or 'whole_pose', got {scope!r}")
-    fit = em_fit(x.contiguous(), num_components, covariance=covariance, max_iter=max_iter, tol=tol,
-                 reg_covar=reg_covar, reg_covar_mode="relative", generator=generator, backend=backend)
+    or one per non-root joint (per_joint, D = 3), all in one batched ``em_fit`` call, seeded by k-means++ with
+    the uniforms seed_u [B, G, M]."""
+    b, _, j, _ = samples.shape
+    x = gmm_inputs(samples, scope)
+    init = kmeans_plusplus_from_uniforms(x, seed_u.reshape(x.shape[0], -1))
+    fit = em_fit(x, num_components, covariance=covariance, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
+                 reg_covar_mode="relative", init=init, backend=backend)
     return InitialDistribution(batch=b, num_joints=j, scope=scope, fit=fit)

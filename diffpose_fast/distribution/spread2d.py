@@ -1,11 +1,12 @@
 """The x, y part of H_K (paper Sec. 4.1): the 2D detector's uncertainty as pixel offsets around each joint.
+(The draws themselves happen in ``distribution.initial.hk_samples`` from explicit noise.)
 
 Two sources, one output: offsets [B, J, S, 2] in pixels, zero-mean per joint (the location itself comes from the
 context encoder; these offsets give H_K the *shape* of the 2D uncertainty).
 
 - Heatmaps [B, J, Hh, Wh] over pixel boxes [B, 4] (what the paper uses): samples drawn from each heatmap as a pmf
-  (``data.heatmaps.sample_heatmaps``) minus the heatmap's own mean position. Multi-modal maps (left/right
-  confusion) stay multi-modal.
+  over its cells, uniform inside the cell, minus the heatmap's own mean position (``heatmap_mean_px``).
+  Multi-modal maps (left/right confusion) stay multi-modal.
 - Keypoints with confidence c in [0, 1] (what most users have): an isotropic Gaussian whose standard deviation,
   as a fraction of the pose's 2D size, is linear in 1 - c:
 
@@ -17,7 +18,6 @@ context encoder; these offsets give H_K the *shape* of the 2D uncertainty).
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 
@@ -42,16 +42,6 @@ def confidence_to_sigma_px(confidence: torch.Tensor, size_px: torch.Tensor, sigm
     return frac * size_px[:, None]
 
 
-def keypoint_offsets(confidence: torch.Tensor, size_px: torch.Tensor, num_samples: int, sigma_min: float,
-                     sigma_max: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Gaussian pixel offsets [B, J, S, 2] from keypoint confidences [B, J]."""
-    sigma = confidence_to_sigma_px(confidence, size_px, sigma_min, sigma_max)
-    b, j = confidence.shape
-    z = torch.randn((b, j, num_samples, 2), generator=generator, dtype=confidence.dtype,
-                    device=generator.device if generator is not None else "cpu").to(confidence.device)
-    return z * sigma[..., None, None]
-
-
 def heatmap_mean_px(heatmaps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
     """Mean position [B, J, 2] (pixels) of heatmaps [B, J, Hh, Wh] read as pmfs over cells of boxes [B, 4]."""
     b, j, hh, wh = heatmaps.shape
@@ -62,14 +52,3 @@ def heatmap_mean_px(heatmaps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor
     mean_row = (p.sum(-1) * rows).sum(-1)
     x0, y0, x1, y1 = (boxes[:, i, None] for i in range(4))
     return torch.stack([x0 + mean_col * (x1 - x0) / wh, y0 + mean_row * (y1 - y0) / hh], dim=-1)
-
-
-def heatmap_offsets(heatmaps: torch.Tensor, boxes: torch.Tensor, num_samples: int,
-                    generator: torch.Generator | None) -> torch.Tensor:
-    """Pixel offsets [B, J, S, 2] drawn from heatmaps [B, J, Hh, Wh] around their own mean."""
-    from ..data.heatmaps import sample_heatmaps
-
-    samples = sample_heatmaps(heatmaps.detach().cpu(), np.asarray(boxes.detach().cpu(), dtype=np.float64),
-                              num_samples, generator if generator is None or generator.device.type == "cpu" else None)
-    samples = samples.to(device=heatmaps.device, dtype=heatmaps.dtype)
-    return samples - heatmap_mean_px(heatmaps, boxes)[:, :, None, :]

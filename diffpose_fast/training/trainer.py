@@ -21,16 +21,15 @@ from typing import Any, Callable, Iterator, Optional
 import torch
 from tqdm.auto import tqdm
 
+from ..diffusion.forward import gmm_forward
 from ..distribution.depth import DepthHistogram
-from ..ops.gmm import em_fit
 from ..pipeline import DiffPoseModel
 from . import distributed as dist_utils
 from .checkpoint import TrainingCheckpoint, data_sha256, save_checkpoint
 from .ema import EMA
 from .frames import FrameSet
 from .losses import depth_nll_loss, diffusion_loss, mpjpe_loss
-from .step_noise import (StepNoise, context_noise, diffusion_noise, gmm_inputs, hk_samples_from_noise,
-                         kmeanspp_from_noise, paths_from_noise)
+from .step_noise import StepNoise, context_noise, diffusion_noise
 
 STAGES = {"context": 1, "diffusion": 2}
 
@@ -106,6 +105,28 @@ def run_description(config, seed: int, frames: FrameSet, context_steps: int, dif
             "context_steps": int(context_steps), "diffusion_steps": int(diffusion_steps), "frames": len(frames),
             "data_sha256": data_sha256(frames.inputs, frames.keypoints, frames.confidence, frames.image_size,
                                        frames.poses, frames.heatmaps, frames.boxes)}
+
+
+def diffusion_batch_loss(model: DiffPoseModel, denoiser, batch: FrameSet, context, noise: StepNoise, backend: str,
+                         device) -> torch.Tensor:
+    """Stage 2's loss on one batch (frame and video training alike).
+
+    H_K from the frozen encoder's ``context`` -> its GMM (Eq. 6) -> one component and one eps^G per hypothesis
+    set (noise rows) -> h_k by Eq. 7 at the drawn step k (noise.k) -> g predicts h_0 -> Eq. 9 in x0 form.
+    ``denoiser`` is model.denoiser or its DDP wrapper.
+    """
+    cfg = model.config
+    sets = noise.k.shape[1]
+    with torch.no_grad():
+        hk = model.initial_distribution(batch, context, noise, backend)
+        mu, eps = hk.draw(noise, device=device, dtype=batch.poses.dtype)  # [B, H, J, 3]
+        b, _, j, _ = mu.shape
+        h0 = batch.poses[:, None].expand(b, sets, j, 3).reshape(b * sets, j, 3)
+        k = noise.k.reshape(-1).to(device)
+        h_k = gmm_forward(h0, mu.reshape(b * sets, j, 3), eps.reshape(b * sets, j, 3), k, model.schedule)
+        features = context.features.repeat_interleave(sets, 0)
+    x0_hat = denoiser(h_k, features, k)
+    return diffusion_loss(x0_hat, h0, k, model.schedule, cfg.loss_weighting)
 
 
 class Trainer:
@@ -264,34 +285,10 @@ class Trainer:
             p.requires_grad_(False)
 
     # ------------------------------------------------------------------------------------------ stage 2
-    def _initial_paths(self, batch: FrameSet, context, noise: StepNoise, backend: str):
-        """(mu, eps) [B, H, J, 3] of Eq. 7 for the local samples, from their rows of the step's noise."""
-        cfg = self.config
-        b, j = context.pose.shape[:2]
-        if cfg.forward_process == "standard":
-            eps = noise.std_eps.to(self.device, batch.poses.dtype).clone()
-            eps[:, :, 0] = 0.0
-            return torch.zeros_like(eps), eps
-        histogram = self.model.depth_histogram if cfg.z_source == "histogram" else None
-        if cfg.z_source == "histogram" and histogram is None:
-            raise RuntimeError("z_source='histogram' needs the training depth histogram; train stage 1 first")
-        samples = hk_samples_from_noise(context.pose.detach().float(), context.log_sigma_z.detach().float(),
-                                        batch.keypoints, batch.confidence, noise, sigma_min=cfg.keypoint_sigma_min,
-                                        sigma_max=cfg.keypoint_sigma_max, heatmaps=batch.heatmaps,
-                                        heatmap_boxes=batch.boxes, depth_histogram=histogram)
-        x = gmm_inputs(samples, cfg.gmm_scope)
-        init = kmeanspp_from_noise(x, noise.seed_u.reshape(x.shape[0], -1))
-        fit = em_fit(x, cfg.gmm_components, covariance=cfg.gmm_covariance, max_iter=cfg.gmm_max_iter,
-                     tol=cfg.gmm_tol, reg_covar=cfg.gmm_reg_covar, reg_covar_mode="relative", init=init,
-                     backend=backend)
-        mu, eps = paths_from_noise(fit, noise, b, j, cfg.gmm_scope)
-        return mu.to(self.device, batch.poses.dtype), eps.to(self.device, batch.poses.dtype)
-
     def train_diffusion(self, frames: FrameSet, total_steps: int, batch_size: int, backend: str = "auto",
                         start_step: int = 0, resume: Optional[TrainingCheckpoint] = None) -> list[float]:
         cfg = self.config
         model = self.model
-        schedule = model.schedule
         self._freeze_encoder()
         params = list(model.denoiser.parameters())
         opt = torch.optim.AdamW(params, lr=cfg.diffusion_lr, weight_decay=cfg.weight_decay)
@@ -301,7 +298,6 @@ class Trainer:
         model.denoiser.train()
         denoiser = dist_utils.wrap(model.denoiser, self.dist)
         losses = self.losses["diffusion"]
-        sets = cfg.train_hypotheses
         num_joints = frames.inputs.shape[1]
         with self._bar(total_steps, start_step, "stage 2: diffusion model") as bar:
             for step, idx in batch_indices(len(frames), batch_size, self.seed, "diffusion", start_step, total_steps):
@@ -314,17 +310,7 @@ class Trainer:
                 batch = _augment(frames.index(idx[lo:hi]), noise.flip_u, cfg.flip_augment).to(self.device)
                 with torch.no_grad():
                     context = model.encode(batch)
-                    mu, eps = self._initial_paths(batch, context, noise, backend)  # [B, S, J, 3]
-                    b, _, j, _ = mu.shape
-                    h0 = batch.poses[:, None].expand(b, sets, j, 3).reshape(b * sets, j, 3)
-                    mu = mu.reshape(b * sets, j, 3)
-                    eps = eps.reshape(b * sets, j, 3)
-                    k = noise.k.reshape(-1).to(self.device)
-                    a, bk = schedule.coefficients(k, h0)
-                    h_k = mu + a * (h0 - mu) + bk * eps  # Eq. 7, one path per set
-                    features = context.features.repeat_interleave(sets, 0)
-                x0_hat = denoiser(h_k, features, k)
-                loss = diffusion_loss(x0_hat, h0, k, schedule, cfg.loss_weighting)
+                loss = diffusion_batch_loss(model, denoiser, batch, context, noise, backend, self.device)
                 losses.append(self._optimise("diffusion", step, loss, weight, params, opt, sched))
                 self._maybe_save("diffusion", step + 1, opt, sched, stage_end=False)
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")

@@ -64,7 +64,8 @@ def _group_windows(plan: WindowPlan, positions: int) -> list[np.ndarray]:
 def sample_video(model, frames: FrameSet, num_samples: int, steps: int | None, sampler: str,
                  generator: torch.Generator | None, backend: str = "auto", *, hop: int | None = None,
                  flip_test: bool = True, encoder_positions: int = DEFAULT_ENCODER_POSITIONS,
-                 batch_size: int | None = None, device: torch.device | str = "cpu") -> torch.Tensor:
+                 batch_size: int | None = None, device: torch.device | str = "cpu",
+                 shared_noise=None) -> torch.Tensor:
     """N hypotheses for every frame of one sequence: [N, T, J, 3] root-relative metres (float32, CPU).
 
     Args:
@@ -77,6 +78,8 @@ def sample_video(model, frames: FrameSet, num_samples: int, steps: int | None, s
         encoder_positions: windows x F per encoder pass (memory bound).
         batch_size: frames per sampler pass (None: about 4096 hypotheses per pass, as the frame model).
         device: where the model runs.
+        shared_noise: one row of ``distribution.noise.HKNoise`` used by every frame (temporally shared draws);
+            None: fresh draws per frame from ``generator``.
     """
     enc = model.encoder
     plan = plan_windows(len(frames), enc.frames, hop, causal=enc.causal)
@@ -102,6 +105,7 @@ def sample_video(model, frames: FrameSet, num_samples: int, steps: int | None, s
             sel = slice(lo, lo + batch_size)
             part = frames.index(tt[sel]).to(device)
             ctx = ContextOutput(*(c[sel] for c in per_frame))
-            h0 = model.sample(part, n, steps, sampler, generator, backend, context=ctx)  # [b, N, J, 3]
+            noise = None if shared_noise is None else shared_noise.expand(len(part))
+            h0 = model.sample(part, n, steps, sampler, generator, backend, context=ctx, noise=noise)  # [b, N, J, 3]
             out[:, tt[sel]] = h0.float().cpu().permute(1, 0, 2, 3)
     return out

@@ -24,8 +24,9 @@ from ..data.skeleton import NUM_JOINTS
 from ..distribution.depth import DepthHistogram
 from ..training.ema import EMA
 from ..training.frames import FrameSet
-from ..training.losses import depth_nll_loss, diffusion_loss
-from ..training.trainer import _cosine_lr, derived_generator, ema_decay_at
+from ..training.losses import depth_nll_loss
+from ..training.step_noise import diffusion_noise
+from ..training.trainer import _cosine_lr, derived_generator, diffusion_batch_loss, ema_decay_at
 from .inference import encode_windows
 
 VELOCITY_WEIGHT = 2.0      # MixSTE
@@ -195,14 +196,12 @@ class VideoTrainer:
                         backend: str = "auto") -> list[float]:
         self._check(frames)
         cfg, model = self.config, self.model
-        schedule = model.schedule
         params = list(model.denoiser.parameters())
         opt = torch.optim.AdamW(params, lr=cfg.diffusion_lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine_lr(total_steps))
         model.encoder.eval()
         model.denoiser.train()
         losses: list[float] = []
-        sets = cfg.train_hypotheses
         with self._bar(total_steps, "stage 2: diffusion model (video)") as bar:
             for step in range(total_steps):
                 gen, batch, valid, w, f = self._batch(frames, "diffusion", step, batch_size)
@@ -211,18 +210,8 @@ class VideoTrainer:
                     ctx = encode_windows(model.encoder, batch.inputs.view(w, f, NUM_JOINTS, -1), self.flip_test)
                     ctx = type(ctx)(*(c.reshape(w * f, *c.shape[2:])[keep] for c in ctx))  # real frames only
                     part = batch.index(keep.nonzero().squeeze(1))
-                    hk = model.initial_distribution(part, ctx, gen, backend)
-                    mu, eps = hk.draw(sets, gen, device=self.device, dtype=part.poses.dtype)  # [B, S, J, 3]
-                    b, _, j, _ = mu.shape
-                    h0 = part.poses[:, None].expand(b, sets, j, 3).reshape(b * sets, j, 3)
-                    mu = mu.reshape(b * sets, j, 3)
-                    eps = eps.reshape(b * sets, j, 3)
-                    k = torch.randint(1, schedule.num_steps + 1, (b * sets,), generator=gen).to(self.device)
-                    a, bk = schedule.coefficients(k, h0)
-                    h_k = mu + a * (h0 - mu) + bk * eps  # Eq. 7, one path per set
-                    features = ctx.features.repeat_interleave(sets, 0)
-                x0_hat = model.denoiser(h_k, features, k)
-                loss = diffusion_loss(x0_hat, h0, k, schedule, cfg.loss_weighting)
+                    noise = diffusion_noise(len(part), cfg, NUM_JOINTS, part.heatmaps is not None, gen)
+                loss = diffusion_batch_loss(model, model.denoiser, part, ctx, noise, backend, self.device)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)

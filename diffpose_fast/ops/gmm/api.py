@@ -97,26 +97,39 @@ def _hard_assignment(samples: torch.Tensor, centres: torch.Tensor) -> torch.Tens
     return torch.nn.functional.one_hot(labels, centres.shape[1]).to(samples.dtype)
 
 
-def kmeans_plusplus_centres(samples: torch.Tensor, num_components: int,
-                            generator: torch.Generator | None) -> torch.Tensor:
-    """k-means++ seeding (D^2 sampling) for every mixture at once: centres [B, M, D] drawn from the samples.
+def inverse_cdf(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Indices [..., S] drawn from unnormalised non-negative ``weights`` [..., n] by uniforms u [..., S] in [0, 1)."""
+    cdf = weights.to(torch.float64).cumsum(-1)
+    idx = torch.searchsorted(cdf, u.to(cdf.device, torch.float64) * cdf[..., -1:], right=True)
+    return idx.clamp_(max=weights.shape[-1] - 1)
 
-    When all remaining squared distances are zero (e.g. all samples identical), the next centre is drawn
-    uniformly instead, so identical samples are handled without dividing by zero.
+
+def kmeans_plusplus_from_uniforms(samples: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """k-means++ seeding (D^2 sampling) of every mixture at once: centres [B, M, D] drawn from samples [B, n, D]
+    by uniforms [B, M] in [0, 1) (one per centre).
+
+    The first centre is uniform over the samples; each next one is drawn with probability proportional to the
+    squared distance to the nearest centre so far; when every distance is zero (e.g. all samples identical) it is
+    drawn uniformly instead, so identical samples need no special case and nothing divides by zero.
     """
     b, n, _ = samples.shape
+    u = uniforms.to(samples.device)
     rows = torch.arange(b, device=samples.device)
-    first = torch.randint(n, (b,), generator=generator, device=generator.device if generator else "cpu")
-    centres = [samples[rows, first.to(samples.device)]]
-    d2 = ((samples - centres[0][:, None, :]) ** 2).sum(-1)  # [B, n]
-    for _ in range(1, num_components):
-        total = d2.sum(-1, keepdim=True)
-        probs = torch.where(total > 0, d2 / torch.where(total > 0, total, 1.0), torch.full_like(d2, 1.0 / n))
-        pick = torch.multinomial(probs.to("cpu", torch.float64), 1, generator=generator).squeeze(1)
-        centre = samples[rows, pick.to(samples.device)]
-        centres.append(centre)
-        d2 = torch.minimum(d2, ((samples - centre[:, None, :]) ** 2).sum(-1))
+    uniform = torch.ones((b, n), dtype=torch.float64, device=samples.device)
+    centres = [samples[rows, inverse_cdf(uniform, u[:, :1]).squeeze(1)]]
+    d2 = ((samples - centres[0][:, None, :]) ** 2).sum(-1).to(torch.float64)
+    for m in range(1, u.shape[1]):
+        w = torch.where(d2.sum(-1, keepdim=True) > 0, d2, uniform)
+        centres.append(samples[rows, inverse_cdf(w, u[:, m:m + 1]).squeeze(1)])
+        d2 = torch.minimum(d2, ((samples - centres[-1][:, None, :]) ** 2).sum(-1).to(torch.float64))
     return torch.stack(centres, 1)
+
+
+def kmeans_plusplus_centres(samples: torch.Tensor, num_components: int,
+                            generator: torch.Generator | None) -> torch.Tensor:
+    """k-means++ seeding with uniforms drawn from ``generator``: centres [B, M, D]."""
+    u = torch.rand((samples.shape[0], num_components), generator=generator, dtype=torch.float64)
+    return kmeans_plusplus_from_uniforms(samples, u)
 
 
 def initial_responsibilities(samples: torch.Tensor, num_components: int, init, init_resp,
@@ -267,17 +280,23 @@ def gmm_sample(fit: GMMFit, num_samples: int, generator: torch.Generator | None 
     op = "gmm_sample"
     fit = _check_fit(fit, op)
     s = _check_int("num_samples", num_samples, op, 1)
-    b, m, d = fit.means.shape
+    b, _, d = fit.means.shape
+    u = torch.rand((b, s), generator=generator, dtype=torch.float64)
+    z = torch.randn((b, s, d), generator=generator, dtype=fit.means.dtype)
+    return sample_from_draws(fit, u, z)
+
+
+def sample_from_draws(fit: GMMFit, uniforms: torch.Tensor, normals: torch.Tensor):
+    """``gmm_sample`` with its randomness given: component m chosen by uniforms [B, S] through the cumulative
+    weights, then x = mu_m + L_m z with normals z [B, S, D]. Returns (samples [B, S, D], components [B, S])."""
+    b, s, d = normals.shape
     dev = fit.means.device
-    gen_dev = generator.device if generator is not None else torch.device("cpu")
-    comps = torch.multinomial(fit.weights.to(gen_dev, torch.float64), s, replacement=True, generator=generator)
-    z = torch.randn((b, s, d), generator=generator, dtype=fit.means.dtype, device=gen_dev).to(dev)
-    comps = comps.to(dev)
+    comps = inverse_cdf(fit.weights, uniforms).to(dev)
+    z = normals.to(dev, fit.means.dtype)
     means = torch.gather(fit.means, 1, comps[..., None].expand(b, s, d))
     factor = fit.cholesky()
     if fit.covariance_type == "diag":
-        std = torch.gather(factor, 1, comps[..., None].expand(b, s, d))
-        return means + std * z, comps
+        return means + torch.gather(factor, 1, comps[..., None].expand(b, s, d)) * z, comps
     chol = torch.gather(factor, 1, comps[..., None, None].expand(b, s, d, d))
     return means + (chol @ z[..., None]).squeeze(-1), comps
 
