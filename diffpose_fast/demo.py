@@ -46,10 +46,10 @@ class DemoSettings:
 
     train_sequences: int = 40
     train_frames: int = 250
-    test_sequences: int = 5
-    test_frames: int = 200
-    context_steps: int = 150
-    diffusion_steps: int = 60
+    test_sequences: int = 4
+    test_frames: int = 150
+    context_steps: int = 120
+    diffusion_steps: int = 25
     batch_size: int = 256
     num_samples: int = 5
     sampling_steps: int = 5
@@ -57,8 +57,8 @@ class DemoSettings:
     train_seed: int = 1
     test_seed: int = 2
     model: tuple[tuple[str, Any], ...] = tuple(DEMO_MODEL.items())
-    animation_frames: int = 40
-    animation_stride: int = 3
+    animation_frames: int = 30
+    animation_stride: int = 4
     video: bool = True
 
     def __post_init__(self) -> None:

@@ -97,7 +97,7 @@ def draw_pose_3d(ax, mean: np.ndarray, samples: Optional[np.ndarray] = None, std
         ax.plot(m[[p, c], 0], m[[p, c], 1], m[[p, c], 2], color=color, linewidth=3.0)
     std_mm = np.zeros(NUM_JOINTS) if std is None else np.nan_to_num(np.asarray(std, np.float64)) * 1000.0
     vmax = float(std_max_mm) if std_max_mm else max(1.0, float(std_mm.max()))
-    sizes = 12.0 + 140.0 * np.clip(std_mm / vmax, 0, 1)
+    sizes = 10.0 + 90.0 * np.clip(std_mm / vmax, 0, 1)
     sc = ax.scatter(m[:, 0], m[:, 1], m[:, 2], c=std_mm, cmap=_STD_CMAP, vmin=0.0, vmax=vmax, s=sizes,
                     depthshade=False, edgecolors="black", linewidths=0.3, zorder=4)
     ax.set_xlim(-radius, radius)
@@ -127,8 +127,9 @@ def pose_figure(keypoints_2d: np.ndarray, mean: np.ndarray, samples: Optional[np
 
     fig = Figure(figsize=size_in, dpi=dpi)
     FigureCanvasAgg(fig)
-    ax2 = fig.add_axes((0.05, 0.08, 0.40, 0.80))
-    ax3 = fig.add_axes((0.47, 0.02, 0.46, 0.90), projection="3d")
+    top = 0.86 if title else 0.92
+    ax2 = fig.add_axes((0.05, 0.08, 0.40, top - 0.10))
+    ax3 = fig.add_axes((0.47, 0.02, 0.46, top - 0.02), projection="3d")
     box = crop_box(keypoints_2d, image_size) if box is None else box
     draw_pose_2d(ax2, keypoints_2d, box, confidence)
     n = 0 if samples is None else len(samples)
@@ -140,7 +141,7 @@ def pose_figure(keypoints_2d: np.ndarray, mean: np.ndarray, samples: Optional[np
         cb.set_label("per-joint spread (mm)", fontsize=8)
         cb.ax.tick_params(labelsize=7)
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=11, y=0.985)
     return fig, ax2, ax3
 
 
