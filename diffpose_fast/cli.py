@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 __all__ = ["main", "build_parser", "CliError"]
 
@@ -291,7 +291,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_input(path: str, fmt: Optional[str], image_size) -> tuple[list, Optional[tuple[float, float]], str]:
+def _read_input(path: str, fmt: Optional[str]) -> tuple[list, Optional[tuple[float, float]], str]:
     """(tracks, image size recorded in the input or None, kind) for ``lift``."""
     from .data import readers
 
@@ -351,7 +351,7 @@ def _cmd_lift(args: argparse.Namespace) -> int:
     from .data.sequence import PoseSequence
     from .export import LiftedTrack, write_bvh, write_json, write_npz
 
-    tracks, recorded, kind = _read_input(args.input, args.format, args.image_size)
+    tracks, recorded, kind = _read_input(args.input, args.format)
     image_size = tuple(args.image_size) if args.image_size else recorded
     if image_size is None:
         what = {"coco": "a COCO results JSON without an 'images' list", "openpose": "OpenPose JSON files",
