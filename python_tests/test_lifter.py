@@ -174,3 +174,13 @@ def test_shared_temporal_noise_gives_smooth_hypotheses(trained, data):
     assert jitter(shared) < 0.5 * jitter(independent)
     first = lifter.predict(seq.slice(0, 1), num_samples=4).samples
     np.testing.assert_allclose(first[:, 0], shared[:, 0], rtol=1e-5, atol=1e-6)
+
+
+def test_a_second_fit_continues_training(data):
+    """fit() twice: the second call trains the (previously frozen) encoder again instead of failing."""
+    lifter = DiffPoseLifter(seed=1, **TINY)
+    lifter.fit(data[0], context_steps=3, diffusion_steps=2, progress=False)
+    before = {k: v.clone() for k, v in lifter.model.encoder.state_dict().items()}
+    history = lifter.fit(data[0], context_steps=3, diffusion_steps=2, progress=False)
+    assert len(history["context"]) == 3
+    assert any(not torch.equal(before[k], v) for k, v in lifter.model.encoder.state_dict().items())

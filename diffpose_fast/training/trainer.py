@@ -248,6 +248,8 @@ class Trainer:
         if resume is None:
             model.depth_histogram = DepthHistogram.fit(frames.poses, cfg.z_histogram_bins)
         params = list(model.encoder.parameters())
+        for p in params:  # a second fit() continues training an encoder that the first one froze
+            p.requires_grad_(True)
         opt = torch.optim.AdamW(params, lr=cfg.context_lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine_lr(total_steps))
         if resume is not None:
