@@ -40,6 +40,9 @@ SIZES = {
     "small": dict(model=dict(embed_dim=64, context_dim=64, denoiser_heads=4, encoder_layers=3, batch_size=256,
                              gmm_samples=32, gmm_max_iter=10),
                   data=(40, 200, 10, 200), steps=(1500, 800), stacked_blocks=15),
+    "session": dict(model=dict(embed_dim=64, context_dim=64, denoiser_heads=4, encoder_layers=3, batch_size=128,
+                               gmm_samples=32, gmm_max_iter=10),
+                    data=(20, 200, 6, 200), steps=(600, 300), stacked_blocks=15),
     "paper": dict(model=dict(), data=(200, 500, 40, 500), steps=(None, None), stacked_blocks=15),
 }
 
