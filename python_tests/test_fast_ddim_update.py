@@ -106,6 +106,7 @@ def test_triton_kernel_compiles_for_sm90_without_gpu():
     assert compiled.asm.get("cubin")
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 def test_triton_kernel_on_gpu(dtype):

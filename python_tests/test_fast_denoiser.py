@@ -151,6 +151,7 @@ def test_pack_panels_layout():
     assert P[1, 2, 3].item() == W[2, 19].item() and P[1, 2, 4].item() == 0.0
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
 @pytest.mark.parametrize("B", [1, 5, 300])
 def test_native_cuda_matches_reference(B, poisoned):
@@ -161,6 +162,7 @@ def test_native_cuda_matches_reference(B, poisoned):
     assert not torch.isnan(got).any() and _rel(got, ref) < RTOL32
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_torch_backend_half_within_twice_torchs_error(dtype):

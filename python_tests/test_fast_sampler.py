@@ -85,23 +85,34 @@ def test_reverse_diffusion_backends():
     m.float()
 
 
-def test_lifter_predict_fast_and_reference_agree():
+def test_lifter_predict_uses_the_fast_path_and_agrees(monkeypatch):
+    """predict(backend="auto") goes through fast_sample; "reference" does not. The untrained network amplifies
+    float32 rounding over the steps (the float64 oracle test above bounds that), so the agreement checked here is
+    loose on the worst element and tight on the typical one."""
+    from diffpose_fast.fast import sampler as fast_sampler
     from diffpose_fast.lifter import DiffPoseLifter
 
+    calls = []
+    real = fast_sampler.fast_sample
+    monkeypatch.setattr(fast_sampler, "fast_sample", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     lifter = DiffPoseLifter()
     with torch.no_grad():
         for p in lifter.model.denoiser.output_conv.parameters():
             p.normal_(0.0, 0.02)
     kp = np.random.default_rng(0).uniform(200, 700, (3, 17, 2)).astype(np.float32)
     ref = lifter.predict(kp, image_size=(1000, 1000), backend="reference").samples
+    assert not calls
     fast = lifter.predict(kp, image_size=(1000, 1000), backend="auto").samples
-    assert np.abs(fast - ref).max() <= 1e-4 * np.abs(ref).max() + 1e-6
+    assert calls
+    err, scale = np.abs(fast - ref), np.abs(ref).max()
+    assert err.max() <= 1e-2 * scale and np.median(err) <= 1e-5 * scale
 
 
 def test_bucket_sizes():
     assert [bucket_size(b) for b in (1, 64, 65, 1000, 5120)] == [64, 64, 128, 1024, 8192]
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
 @pytest.mark.parametrize("B", [5, 70, 320])
 def test_graph_captured_sampler_equals_eager(B):

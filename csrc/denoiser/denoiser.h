@@ -1,6 +1,6 @@
 // Fused inference forward of GCNAttentionDenoiser (diffpose_fast/models/denoiser.py) on float32, CPU.
 //
-// Contract (every pointer is a contiguous float32 buffer; sizes are re-checked by the caller in module.cpp):
+// Contract (every pointer is a contiguous float32 buffer; sizes are re-checked in module_denoiser.cpp):
 //   h    [B, J, 3]   noisy poses             ctx [B, J, Cc]   context features f_ST
 //   emb  [C] or [B, C] (emb_stride 0 or C)   the step embedding f_D^k after its MLP (precomputed per step)
 //   out  [B, J, 3]   x0_hat (= h + g(...) when residual)

@@ -82,6 +82,107 @@ inline void micro_kernel(int K, const float* A, int64_t lda, const float* P, con
 }
 #endif
 
+
+#ifdef DPF_DENOISER_AVX2
+// Vector forms of denoiser_math.h's exp_approx / erf_approx (same polynomials, same constants).
+inline __m256 exp256(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+inline __m256 gelu256(__m256 x) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 u = _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f));
+  const __m256 au = _mm256_andnot_ps(sign, u);
+  const __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(au, _mm256_set1_ps(0.3275911f),
+                                                                         _mm256_set1_ps(1.0f)));
+  __m256 p = _mm256_set1_ps(1.061405429f);
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+  const __m256 ex = exp256(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(au, au)));
+  const __m256 y = _mm256_fnmadd_ps(_mm256_mul_ps(p, t), ex, _mm256_set1_ps(1.0f));  // erf(|u|)
+  const __m256 erf = _mm256_or_ps(y, _mm256_and_ps(sign, u));
+  return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(_mm256_set1_ps(1.0f), erf));
+}
+#endif
+
+void gelu_inplace(float* t, int64_t n) {
+  int64_t i = 0;
+#ifdef DPF_DENOISER_AVX2
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(t + i, gelu256(_mm256_loadu_ps(t + i)));
+#endif
+  for (; i < n; ++i) t[i] = gelu(t[i]);
+}
+
+// One head of one pose: as denoiser_math.h's attention_head, with K transposed so the J scores of a query are
+// computed as vectors (J <= 24 here; wider poses and head widths that are not a multiple of 8 use the shared
+// scalar code).
+void attention_head_cpu(const float* q, const float* k, const float* v, int ld, int J, int d, float scale, float* o,
+                        int ldo) {
+#ifdef DPF_DENOISER_AVX2
+  if (J <= 24 && d % 8 == 0 && d <= 128) {
+    alignas(32) float kT[128 * 24];
+    for (int c = 0; c < d; ++c) {
+      float* row = kT + c * 24;
+      for (int j = 0; j < J; ++j) row[j] = k[static_cast<int64_t>(j) * ld + c];
+      for (int j = J; j < 24; ++j) row[j] = 0.0f;
+    }
+    const __m256 vscale = _mm256_set1_ps(scale);
+    const __m256 neg = _mm256_set1_ps(-3.0e38f);
+    alignas(32) float p[24];
+    for (int i = 0; i < J; ++i) {
+      const float* qi = q + static_cast<int64_t>(i) * ld;
+      __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0;
+      for (int c = 0; c < d; ++c) {
+        const __m256 qc = _mm256_broadcast_ss(qi + c);
+        s0 = _mm256_fmadd_ps(qc, _mm256_load_ps(kT + c * 24), s0);
+        s1 = _mm256_fmadd_ps(qc, _mm256_load_ps(kT + c * 24 + 8), s1);
+        s2 = _mm256_fmadd_ps(qc, _mm256_load_ps(kT + c * 24 + 16), s2);
+      }
+      _mm256_store_ps(p, _mm256_mul_ps(s0, vscale));
+      _mm256_store_ps(p + 8, _mm256_mul_ps(s1, vscale));
+      _mm256_store_ps(p + 16, _mm256_mul_ps(s2, vscale));
+      float m = p[0];
+      for (int j = 1; j < J; ++j) m = p[j] > m ? p[j] : m;
+      for (int j = J; j < 24; ++j) p[j] = -3.0e38f;
+      const __m256 vm = _mm256_set1_ps(m);
+      __m256 e0 = exp256(_mm256_sub_ps(_mm256_load_ps(p), vm));
+      __m256 e1 = exp256(_mm256_sub_ps(_mm256_load_ps(p + 8), vm));
+      __m256 e2 = exp256(_mm256_sub_ps(_mm256_max_ps(_mm256_load_ps(p + 16), neg), vm));
+      _mm256_store_ps(p, e0);
+      _mm256_store_ps(p + 8, e1);
+      _mm256_store_ps(p + 16, e2);
+      float den = 0.0f;
+      for (int j = 0; j < J; ++j) den += p[j];
+      const float inv = 1.0f / den;
+      float* oi = o + static_cast<int64_t>(i) * ldo;
+      for (int c = 0; c < d; c += 8) {
+        __m256 acc = _mm256_setzero_ps();
+        for (int j = 0; j < J; ++j)
+          acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(v + static_cast<int64_t>(j) * ld + c), acc);
+        _mm256_storeu_ps(oi + c, _mm256_mul_ps(acc, _mm256_set1_ps(inv)));
+      }
+    }
+    return;
+  }
+#endif
+  attention_head(q, k, v, ld, J, d, scale, o, ldo);
+}
+
 struct Workspace {
   // x: the residual stream; xn: normalised rows; z: GEMM outputs (up to 3C wide); t: GELU / attention output
   std::vector<float> x, xn, z, t;
@@ -148,7 +249,7 @@ void forward_tile(const DenoiserWeights& w, const float* h, const float* ctx, co
     for (int64_t r = 0; r < R; ++r) layer_norm_row(x + r * C, C, bw.ln1_g, bw.ln1_b, xn + r * C);
     gemm_packed(R, C, 2 * C, xn, C, bw.gc1, nullptr, z, 2 * C, false);
     graph_conv_epilogue(w, poses, z, 2 * C, C, bw.gc1_b, t, C, false);
-    for (int64_t i = 0; i < R * C; ++i) t[i] = gelu(t[i]);
+    gelu_inplace(t, R * C);
     gemm_packed(R, C, 2 * C, t, C, bw.gc2, nullptr, z, 2 * C, false);
     graph_conv_epilogue(w, poses, z, 2 * C, C, bw.gc2_b, x, C, true);
     // x = x + MHA(LN2(x))
@@ -159,7 +260,8 @@ void forward_tile(const DenoiserWeights& w, const float* h, const float* ctx, co
       const float* zp = z + static_cast<int64_t>(p) * J * 3 * C;
       float* tp = t + static_cast<int64_t>(p) * J * C;
       for (int hd = 0; hd < H; ++hd)
-        attention_head(zp + hd * d, zp + C + hd * d, zp + 2 * C + hd * d, 3 * C, J, d, scale, tp + hd * d, C);
+        attention_head_cpu(zp + hd * d, zp + C + hd * d, zp + 2 * C + hd * d, 3 * C, J, d, scale, tp + hd * d,
+                           C);
     }
     gemm_packed(R, C, C, t, C, bw.proj, bw.proj_b, x, C, true);
   }
@@ -203,7 +305,9 @@ void gemm_packed(int64_t R, int K, int N, const float* A, int64_t lda, const flo
 
 void forward_cpu(const DenoiserWeights& w, const float* h, const float* ctx, const float* emb, int64_t emb_stride,
                  float* out, int64_t B, int num_threads) {
-  const int64_t tiles = (B + kPosesPerTile - 1) / kPosesPerTile;
+  // kPosesPerTile poses per tile, fewer when that would leave threads idle (batch 1 x N = 5 poses on 2 threads)
+  const int64_t per_tile = std::max<int64_t>(1, std::min<int64_t>(kPosesPerTile, (B + num_threads - 1) / num_threads));
+  const int64_t tiles = (B + per_tile - 1) / per_tile;
   const int J = w.J;
   const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads, tiles)));
 #pragma omp parallel num_threads(threads)
@@ -211,8 +315,8 @@ void forward_cpu(const DenoiserWeights& w, const float* h, const float* ctx, con
     Workspace ws;
 #pragma omp for schedule(static)
     for (int64_t tile = 0; tile < tiles; ++tile) {
-      const int64_t b0 = tile * kPosesPerTile;
-      const int poses = static_cast<int>(std::min<int64_t>(kPosesPerTile, B - b0));
+      const int64_t b0 = tile * per_tile;
+      const int poses = static_cast<int>(std::min<int64_t>(per_tile, B - b0));
       forward_tile(w, h + b0 * J * 3, ctx + b0 * J * w.Cc, emb + b0 * emb_stride, emb_stride, poses, out + b0 * J * 3,
                    ws);
     }

@@ -71,7 +71,7 @@ class GraphedSampler:
                 self.mu[B:].zero_()
                 self.features[B:].zero_()
             self.graph.replay()
-            return self.out[:B].clone()
+        return self.out[:B].clone()  # outside inference mode: an ordinary tensor, not a view of the buffer
 
 
 _graphs: dict = {}

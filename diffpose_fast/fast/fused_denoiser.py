@@ -199,7 +199,7 @@ class FusedDenoiser:
             raise ValueError(f"FusedDenoiser: context must have shape [{B}, {m.num_joints}, {m.context_dim}], "
                              f"got {tuple(context.shape)}")
         name = select_backend("denoiser", backend, self.backends(), h=h)
-        with torch.inference_mode(torch.is_inference_mode_enabled() or not torch.is_grad_enabled()):
+        with torch.no_grad():  # inference only: the native kernels have no backward
             emb = self._embedding(k, B, h)
             if name == "native":
                 return self._native(h, context, emb)

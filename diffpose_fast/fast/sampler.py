@@ -87,4 +87,5 @@ def reverse_diffusion(denoiser: GCNAttentionDenoiser, schedule: DiffusionSchedul
 
         return graphed_sample(fused, features, h_K, mu, schedule, steps, denoiser_backend=den_backend)
     with torch.inference_mode():
-        return fast_sample(fused, features, h_K, mu, schedule, steps, denoiser_backend=den_backend).clone()
+        h0 = fast_sample(fused, features, h_K, mu, schedule, steps, denoiser_backend=den_backend)
+    return h0.clone()  # cloned outside inference mode: an ordinary tensor that callers may modify in place
