@@ -1,4 +1,6 @@
-// Fused inference forward of GCNAttentionDenoiser (diffpose_fast/models/denoiser.py) on float32, CPU.
+// Fused inference forward of GCNAttentionDenoiser (diffpose_fast/models/denoiser.py): float32 on CPU; float32,
+// bfloat16 or float16 storage (float32 arithmetic) on CUDA, where h/ctx/emb/out and the GEMM panels (w_in too)
+// are in the storage type and A, biases and LayerNorm parameters stay float32.
 //
 // Contract (every pointer is a contiguous float32 buffer; sizes are re-checked in module_denoiser.cpp):
 //   h    [B, J, 3]   noisy poses             ctx [B, J, Cc]   context features f_ST

@@ -83,18 +83,22 @@ void gemm_packed_cpu(int64_t R, int K, int N, uintptr_t A, int64_t lda, uintptr_
 #ifdef DIFFPOSE_FAST_WITH_CUDA
 }  // namespace
 namespace dpf { namespace denoiser {
-void forward_cuda(const DenoiserWeights& w, const float* h, const float* ctx, const float* emb, int64_t emb_stride,
-                  float* out, int64_t B, void* stream);
+void forward_cuda(const DenoiserWeights& w, const void* h, const void* ctx, const void* emb, int64_t emb_stride,
+                  void* out, int64_t B, int dtype, void* stream);
 }}  // namespace dpf::denoiser
 namespace {
 void denoiser_forward_cuda(uintptr_t h, uintptr_t ctx, uintptr_t emb, int64_t emb_stride, uintptr_t out, int64_t B,
                            int J, int E, int Cc, int C, int heads, bool residual, const std::vector<uintptr_t>& ptrs,
-                           uintptr_t stream) {
+                           const std::string& dtype, uintptr_t stream) {
   const char* fn = "denoiser_forward_cuda";
   dn::DenoiserWeights w = make_weights(fn, J, E, Cc, C, heads, residual, ptrs);
   check_io(fn, B, emb_stride, C, {h, ctx, emb, out});
+  const int code = dtype == "float32" ? 0 : dtype == "bfloat16" ? 1 : dtype == "float16" ? 2 : -1;
+  if (code < 0)
+    throw std::invalid_argument(std::string(fn) + ": dtype must be float32, bfloat16 or float16, got '" + dtype + "'");
   py::gil_scoped_release release;
-  dn::forward_cuda(w, CP<float>(h), CP<float>(ctx), CP<float>(emb), emb_stride, reinterpret_cast<float*>(out), B,
+  dn::forward_cuda(w, reinterpret_cast<const void*>(h), reinterpret_cast<const void*>(ctx),
+                   reinterpret_cast<const void*>(emb), emb_stride, reinterpret_cast<void*>(out), B, code,
                    reinterpret_cast<void*>(stream));
 }
 #endif
@@ -131,6 +135,6 @@ PYBIND11_MODULE(diffpose_fast_denoiser_native, m) {
 #ifdef DIFFPOSE_FAST_WITH_CUDA
   m.def("denoiser_forward_cuda", &denoiser_forward_cuda, py::arg("h"), py::arg("ctx"), py::arg("emb"),
         py::arg("emb_stride"), py::arg("out"), py::arg("B"), py::arg("J"), py::arg("E"), py::arg("Cc"), py::arg("C"),
-        py::arg("heads"), py::arg("residual"), py::arg("weights"), py::arg("stream"));
+        py::arg("heads"), py::arg("residual"), py::arg("weights"), py::arg("dtype"), py::arg("stream"));
 #endif
 }

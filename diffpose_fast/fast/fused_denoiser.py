@@ -4,8 +4,9 @@
 runs x0_hat = g(h_k, f_ST, k) through one of:
 
 - ``native``: the compiled module ``diffpose_fast_denoiser_native`` (csrc/denoiser, kernels/denoiser): the whole
-  network in one call, float32; C++/OpenMP with AVX2 micro-kernels on CPU tensors, one CUDA kernel (a thread
-  block per pose, activations and A_hat in shared memory) on GPU tensors.
+  network in one call; C++/OpenMP with AVX2 micro-kernels on float32 CPU tensors, one CUDA kernel (a thread
+  block per pose, activations and A_hat in shared memory) on float32/bfloat16/float16 GPU tensors (float32
+  arithmetic).
 - ``torch``: torch ops with the constant work hoisted: merged neighbour/self GEMMs of every GraphConv
   ([W_n^T | W_s^T] in one product, A_hat applied to the first half), fused QKV, scaled_dot_product_attention,
   step embeddings f_D^k computed once per step and cached. Any device and dtype.
@@ -30,6 +31,7 @@ from ..ops._dispatch import select_backend
 NATIVE_MODULE = "diffpose_fast_denoiser_native"
 EXPECTED_ABI_VERSION = 1
 PANEL = 16
+_CUDA_DTYPES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 MAX_JOINTS = 32        # csrc/denoiser/denoiser_math.h kMaxJoints
 CUDA_MAX_BLOCKS = 8    # kernels/denoiser/denoiser_block.cu kMaxBlocks
 
@@ -107,8 +109,10 @@ class FusedDenoiser:
         reasons = []
         if mod is None:
             reasons.append(reason)
-        if h.dtype != torch.float32:
-            reasons.append(f"dtype {h.dtype} not supported (float32 only)")
+        if h.device.type == "cuda" and h.dtype not in _CUDA_DTYPES:
+            reasons.append(f"dtype {h.dtype} not supported on CUDA (float32, bfloat16, float16)")
+        elif h.device.type != "cuda" and h.dtype != torch.float32:
+            reasons.append(f"dtype {h.dtype} not supported on CPU (float32 only)")
         if m.num_joints > MAX_JOINTS:
             reasons.append(f"J={m.num_joints} exceeds the kernel limit {MAX_JOINTS}")
         if m.hidden % 16:
@@ -145,18 +149,22 @@ class FusedDenoiser:
         self._refresh()
         slot = (str(device), dtype, native)
         if slot not in self._packed:
-            self._packed[slot] = self._pack(device, torch.float32 if native else dtype, native)
+            storage = dtype if (native and torch.device(device).type == "cuda") else (torch.float32 if native else dtype)
+            self._packed[slot] = self._pack(device, storage, native)
         return self._packed[slot]
 
     @torch.no_grad()
     def _pack(self, device, dtype, native: bool) -> PackedWeights:
         m = self.model
 
+        small = torch.float32 if native else dtype  # native: A, biases, LayerNorm stay float32
+
         def t(x):
-            return x.detach().to(device=device, dtype=dtype).contiguous()
+            return x.detach().to(device=device, dtype=small).contiguous()
 
         def gemm(w_t):
-            return t(pack_panels(w_t.to(dtype))) if native else t(w_t)
+            w = pack_panels(w_t) if native else w_t
+            return w.detach().to(device=device, dtype=dtype).contiguous()
 
         blocks = []
         for blk in m.blocks:
@@ -165,7 +173,8 @@ class FusedDenoiser:
                 gc2=gemm(_cat_t(blk.gc2)), gc2_b=t(blk.gc2.self_loop.bias), ln2_g=t(blk.ln2.weight),
                 ln2_b=t(blk.ln2.bias), qkv=gemm(blk.attn.qkv.weight.t()), qkv_b=t(blk.attn.qkv.bias),
                 proj=gemm(blk.attn.proj.weight.t()), proj_b=t(blk.attn.proj.bias)))
-        pw = PackedWeights(adjacency=t(m.input_conv.adjacency), w_in=t(_cat_t(m.input_conv)),
+        w_in = _cat_t(m.input_conv).detach().to(device=device, dtype=dtype).contiguous()
+        pw = PackedWeights(adjacency=t(m.input_conv.adjacency), w_in=w_in,
                            b_in=t(m.input_conv.self_loop.bias), blocks=blocks, norm_g=t(m.norm.weight),
                            norm_b=t(m.norm.bias), w_out=gemm(_cat_t(m.output_conv)), b_out=t(m.output_conv.self_loop.bias))
         if native:
@@ -214,17 +223,17 @@ class FusedDenoiser:
 
     def _native(self, h, context, emb) -> torch.Tensor:
         m = self.model
-        pw = self.packed(h.device, torch.float32, True)
+        pw = self.packed(h.device, h.dtype, True)
         h_ = h.contiguous()
-        ctx = context.to(torch.float32).contiguous()
-        emb = emb.to(torch.float32).contiguous()
+        ctx = context.to(h.dtype).contiguous()
+        emb = emb.to(h.dtype).contiguous()
         out = _empty_like(h_)
         B = h_.shape[0]
         args = (h_.data_ptr(), ctx.data_ptr(), emb.data_ptr(), 0 if emb.ndim == 1 else m.hidden, out.data_ptr(), B,
                 m.num_joints, m.embed_dim, m.context_dim, m.hidden, m.blocks[0].attn.heads, m.residual, pw.pointers)
         mod = native_module()
         if h.is_cuda:
-            mod.denoiser_forward_cuda(*args, torch.cuda.current_stream(h.device).cuda_stream)
+            mod.denoiser_forward_cuda(*args, _CUDA_DTYPES[h.dtype], torch.cuda.current_stream(h.device).cuda_stream)
         else:
             mod.denoiser_forward_cpu(*args, _threads())
         return out
