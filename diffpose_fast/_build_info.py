@@ -13,7 +13,8 @@ def build_info() -> dict[str, Any]:
       ``native``: {"loaded": bool, "reason": str | None, "module": path, plus the compiled module's own
       report: "cuda_compiled", "cuda_architectures", "cuda_version", "openmp", "compiler", "build_type"};
       ``gpu``: {"torch_cuda_available": bool, "device_name": str | None, "usable": bool, "reason": str | None}
-      where usable means the native CUDA kernels can run now.
+      where usable means the native CUDA kernels can run now;
+      ``denoiser_native``: the same for the fused denoiser module ``diffpose_fast_denoiser_native``.
     """
     import torch
 
@@ -25,6 +26,15 @@ def build_info() -> dict[str, Any]:
     if module is not None:
         native["module"] = getattr(module, "__file__", None)
         native.update(module.build_info())
+
+    from .fast.fused_denoiser import _load_native as _load_denoiser
+
+    den_module, den_reason = _load_denoiser()
+    denoiser_native: dict[str, Any] = {"loaded": den_module is not None, "reason": den_reason}
+    if den_module is not None:
+        denoiser_native["module"] = getattr(den_module, "__file__", None)
+        if hasattr(den_module, "build_info"):
+            denoiser_native.update(den_module.build_info())
 
     try:
         import triton  # noqa: F401  (only its version is reported)
@@ -53,6 +63,7 @@ def build_info() -> dict[str, Any]:
         "torch": torch.__version__,
         "triton": triton_version,
         "native": native,
+        "denoiser_native": denoiser_native,
         "gpu": gpu,
     }
 
@@ -73,6 +84,9 @@ def format_build_info(info: dict[str, Any] | None = None) -> str:
             lines.append("  CUDA: not compiled")
     else:
         lines.append(f"native module: NOT loaded: {native['reason']}")
+    den = info.get("denoiser_native", {})
+    lines.append("fused denoiser module: " + (f"loaded from {den.get('module')}" if den.get("loaded")
+                                              else f"NOT loaded: {den.get('reason')}"))
     gpu = info["gpu"]
     lines.append(f"GPU: {gpu['device_name'] or 'none'}; native CUDA kernels usable now: "
                  f"{'yes' if gpu['usable'] else 'no (' + str(gpu['reason']) + ')'}")

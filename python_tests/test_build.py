@@ -47,6 +47,16 @@ def test_native_module_loaded(native):
         assert isinstance(info["native"][key], kind), (key, info["native"])
 
 
+def test_fused_denoiser_module_loaded(native):
+    """The second compiled module (the fused denoiser) is installed beside the first and is what the fast path
+    uses by default on the CPU."""
+    den = build_info()["denoiser_native"]
+    assert den["loaded"], den["reason"]
+    from diffpose_fast.fast import fused_denoiser
+
+    assert fused_denoiser.native_module().ABI_VERSION == fused_denoiser.EXPECTED_ABI_VERSION
+
+
 def test_native_op_exercised(native):
     """The native backend, called through its wrapper, runs the compiled code (not the reference)."""
     from diffpose_fast.ops.gmm import native as gmm_native
