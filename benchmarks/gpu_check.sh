@@ -34,6 +34,10 @@ mkdir -p benchmarks/out
 OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" "$PY" -m pytest benchmarks/bench_em.py --benchmark-only -s -q \
   --benchmark-json=benchmarks/out/bench_em_gpu.json | tee benchmarks/out/bench_em_gpu.txt
 
+echo "== denoiser: reference vs fast vs the official code's denoiser, N=5, DDIM 5 and 50 steps"
+"$PY" benchmarks/bench_denoiser.py --device cuda --batches 1 64 1024 4096 --steps 5 50 --repeats 5 \
+  | tee benchmarks/out/bench_denoiser_gpu.txt
+
 echo "== summary"
 "$PY" - <<'PYEOF'
 import json
