@@ -171,6 +171,38 @@ def test_em_per_joint_cpu(benchmark, cov):
             ("reference (torch, batched)", REF_JOINT, t_ref, t_ref / t_native)])
 
 
+B_HOT, N_HOT, D_HOT, M_HOT, ITERS_HOT = 4096, 32, 3, 5, 10
+
+
+@pytest.mark.parametrize("cov", ["full", "diag"])
+def test_em_per_joint_training_shape_cpu(benchmark, cov):
+    """The training hot loop's per-joint fits (16 x batch 256 = 4,096 GMMs, n=32, D=3, M=5), 10 iterations,
+    float32: native (the small-D CPU path) vs the reference on the whole batch, in the same run. reg = 1e-3: with
+    n=32 and 1e-6, float32 full-covariance fits become ill-conditioned (the float32 reference's eigh fallback
+    fails to converge, and ~7% of the float32 fits end in another optimum than float64, native before and after
+    the small-D path alike)."""
+    x, resp0, reg = _problem(B_HOT, N_HOT, D_HOT, M_HOT, seed=3, dtype=torch.float32)
+    reg = torch.full_like(reg, 1e-3)
+    a = native.fit(x[:64], resp0[:64], reg[:64], cov, ITERS_HOT, 0.0)[3]
+    r = reference.fit(x[:64].double(), resp0[:64].double(), reg[:64].double(), cov, ITERS_HOT, 0.0)[3]
+    assert torch.allclose(a.double(), r, rtol=1e-3, atol=1e-3)
+
+    native.fit(x, resp0, reg, cov, ITERS_HOT, 0.0)  # warm-up
+    benchmark.pedantic(lambda: native.fit(x, resp0, reg, cov, ITERS_HOT, 0.0), rounds=5, iterations=1)
+    t_native = benchmark.stats.stats.min
+    t_ref = _best_of(lambda: reference.fit(x, resp0, reg, cov, ITERS_HOT, 0.0), 2)
+    threads = torch.get_num_threads()
+    benchmark.extra_info.update({"shape": f"B={B_HOT} n={N_HOT} D={D_HOT} M={M_HOT} iters={ITERS_HOT} {cov} float32",
+                                 "ms_total_native": t_native * 1e3, "ms_total_reference": t_ref * 1e3,
+                                 "us_per_gmm_iteration_native": t_native / (B_HOT * ITERS_HOT) * 1e6,
+                                 "speedup_vs_reference": t_ref / t_native, "native_threads": threads,
+                                 **_machine()})
+    _table(f"EM per-joint training shape {cov}, B={B_HOT} n={N_HOT} D={D_HOT} M={M_HOT}, {ITERS_HOT} iters, float32, "
+           f"native on {threads} thread(s)",
+           [(f"native CPU ({threads} thr)", B_HOT, t_native / B_HOT, 1.0),
+            ("reference (torch, batched)", B_HOT, t_ref / B_HOT, t_ref / t_native)])
+
+
 def _gpu_reason():
     if not torch.cuda.is_available():
         return "no CUDA GPU"

@@ -7,6 +7,7 @@
 //           register-blocked C += W^T Dev over tiles of samples (lower triangle only, then mirrored).
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #ifdef _OPENMP
@@ -251,8 +252,9 @@ struct DenormalsAreZero {
 #endif
 };
 
-// Runs body(b, work) for every mixture b, in parallel over threads, each with its own Work.
-template <class T, class Body>
+// Runs body(b, work) for every mixture b, in parallel over threads, each with its own scratch WorkT
+// (Work<T>, or SmallWork<T> for the small-D path).
+template <class T, class Body, class WorkT = Work<T>>
 void for_each_mixture(const Sizes& s, bool need_resp, int num_threads, Body body) {
 #ifdef _OPENMP
   const int threads = int(std::min<int64_t>(resolve_threads(num_threads), s.B));
@@ -260,7 +262,7 @@ void for_each_mixture(const Sizes& s, bool need_resp, int num_threads, Body body
 #pragma omp parallel num_threads(threads)
     {
       DenormalsAreZero ftz;
-      Work<T> wk(s, need_resp);
+      WorkT wk(s, need_resp);
 #pragma omp for schedule(dynamic, 1)
       for (int64_t b = 0; b < s.B; ++b) body(b, wk);
     }
@@ -269,11 +271,305 @@ void for_each_mixture(const Sizes& s, bool need_resp, int num_threads, Body body
 #endif
   (void)num_threads;
   DenormalsAreZero ftz;
-  Work<T> wk(s, need_resp);
+  WorkT wk(s, need_resp);
   for (int64_t b = 0; b < s.B; ++b) body(b, wk);
 }
 
 inline int64_t cov_size(const Sizes& s) { return s.full ? s.M * s.D * s.D : s.M * s.D; }
+
+// ------------------------------------------------------------------------------------------------------------
+// Small dimensions (D = 1..4, the per-joint fits): a specialised path, templated on D and the covariance type.
+// The samples of one mixture are laid out once per call as structure-of-arrays [D][n padded to the SIMD width]
+// (padding lanes: samples 0, responsibilities 0), responsibilities as [M][n padded]; every loop runs over
+// SIMD vectors of samples with the per-component constants (factor, reciprocal pivots, means) broadcast.
+// Same formulas as the generic path: the Cholesky factor with the pivot floor (cholesky_lower, unrolled for
+// the constant D), forward substitution (by the pivots' reciprocals), log-sum-exp per sample, and the two-pass
+// covariance (deviations from the new means). Differences are rounding only: a polynomial exp (<= 2 ulp), the
+// responsibilities as exp(lp - max) / sum instead of exp(log_resp), sums accumulated lane-wise.
+constexpr int kSmallMaxDim = 4;
+
+template <class T> struct SmallTraits;
+template <> struct SmallTraits<float> {
+  typedef float V __attribute__((vector_size(32)));
+  typedef int32_t I __attribute__((vector_size(32)));
+  static constexpr int W = 8;
+  // exp: x = k ln2 + r, |r| <= ln2/2; 2^k from the exponent bits (k + 127) << 23; below kLow the result is 0.
+  static constexpr float kLog2e = 1.44269504088896341f, kShifter = 12582912.0f;  // 1.5 * 2^23
+  static constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+  static constexpr float kLow = -87.3f;  // k >= -126: 2^k stays a normal number
+  static constexpr int32_t kBias = 127;
+  static constexpr int kShift = 23;
+  static V poly(V r) {  // Taylor series of e^r to degree 7 (truncation < 2e-8 relative on |r| <= ln2/2)
+    V p = r * (1.0f / 5040) + (1.0f / 720);
+    p = p * r + (1.0f / 120);
+    p = p * r + (1.0f / 24);
+    p = p * r + (1.0f / 6);
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    return p * r + 1.0f;
+  }
+};
+template <> struct SmallTraits<double> {
+  typedef double V __attribute__((vector_size(32)));
+  typedef int64_t I __attribute__((vector_size(32)));
+  static constexpr int W = 4;
+  static constexpr double kLog2e = 1.4426950408889634074, kShifter = 6755399441055744.0;  // 1.5 * 2^52
+  static constexpr double kLn2Hi = 6.93147180369123816490e-01, kLn2Lo = 1.90821492927058770002e-10;
+  static constexpr double kLow = -708.0;  // k >= -1022
+  static constexpr int64_t kBias = 1023;
+  static constexpr int kShift = 52;
+  static V poly(V r) {  // Taylor series of e^r to degree 13 (truncation < 5e-18 relative on |r| <= ln2/2)
+    constexpr double c[14] = {1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040,
+                              1.0 / 40320, 1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600,
+                              1.0 / 6227020800.0};
+    V p = r * c[13] + c[12];
+    for (int k = 11; k >= 0; --k) p = p * r + c[k];
+    return p;
+  }
+};
+
+// e^x lane-wise for x <= 0 (what the E step needs: lp - max); -inf and x < kLow give 0, NaN stays NaN.
+template <class T>
+inline typename SmallTraits<T>::V vexp_nonpos(typename SmallTraits<T>::V x) {
+  typedef SmallTraits<T> S;
+  typedef typename S::V V;
+  typedef typename S::I I;
+  const V t = x * S::kLog2e + S::kShifter;  // round(x log2 e) in the low mantissa bits of t
+  const V k = t - S::kShifter;
+  V r = x - k * S::kLn2Hi;
+  r = r - k * S::kLn2Lo;
+  const I scale = ((I)t + S::kBias) << S::kShift;  // the shifter's own bits vanish in the shift
+  const V e = S::poly(r) * (V)scale;
+  return x < S::kLow ? V{} : e;
+}
+
+template <class T>
+inline T hsum(typename SmallTraits<T>::V v) {
+  T s = T(0);
+  for (int l = 0; l < SmallTraits<T>::W; ++l) s += v[l];
+  return s;
+}
+
+template <class T>
+struct SmallWork {
+  typedef typename SmallTraits<T>::V V;
+  typedef typename SmallTraits<T>::I I;
+  static constexpr int W = SmallTraits<T>::W;
+  int n, nv, D, M;
+  std::vector<V> xs;  // [D][nv]
+  std::vector<V> r;   // [M][nv] responsibilities (padding lanes 0)
+  I last_valid;       // lanes of the last vector that hold samples (all bits set) or padding (0)
+
+  SmallWork(const Sizes& s, bool /*need_resp*/)
+      : n(int(s.n)), nv(int((s.n + W - 1) / W)), D(int(s.D)), M(int(s.M)) {
+    xs.assign(size_t(D) * nv, V{});
+    r.assign(size_t(M) * nv, V{});
+    for (int l = 0; l < W; ++l) last_valid[l] = ((nv - 1) * W + l < n) ? -1 : 0;
+  }
+  void load_samples(const T* X) {
+    for (int d = 0; d < D; ++d)
+      for (int i = 0; i < nv * W; ++i) xs[size_t(d) * nv + i / W][i % W] = i < n ? X[int64_t(i) * D + d] : T(0);
+  }
+  void load_resp(const T* R) {
+    for (int m = 0; m < M; ++m)
+      for (int i = 0; i < nv * W; ++i) r[size_t(m) * nv + i / W][i % W] = i < n ? R[int64_t(i) * M + m] : T(0);
+  }
+};
+
+enum class EOut { Resp, LogResp, None };
+
+// One E step of one mixture (samples in wk.xs). Resp: responsibilities into wk.r; LogResp: log
+// responsibilities [n, M] into log_out; None: the log-likelihood only. Returns the mean log-likelihood.
+template <class T, int D, bool Full>
+T small_e_step(const T* w, const T* mu, const T* cov, T floor, EOut mode, T* log_out, SmallWork<T>& wk) {
+  typedef typename SmallTraits<T>::V V;
+  constexpr int W = SmallTraits<T>::W;
+  const int M = wk.M, nv = wk.nv, n = wk.n;
+  // Per component: the factor's strict lower part, the reciprocal pivots (full) or inverse variances (diag),
+  // and log pi_m - 1/2 (D log 2 pi + log det).
+  T low[kMaxComponents][D][D > 1 ? D : 1];
+  T inv[kMaxComponents][D];
+  T cst[kMaxComponents];
+  for (int m = 0; m < M; ++m) {
+    T log_det;
+    if (Full) {
+      T A[D * D];
+      const T* c = cov + int64_t(m) * D * D;
+      for (int i = 0; i < D * D; ++i) A[i] = c[i];
+      cholesky_lower(A, D, D, floor, 0, 1, NoSync{});
+      log_det = chol_log_det(A, D, D);
+      for (int k = 0; k < D; ++k) {
+        inv[m][k] = T(1) / A[k * D + k];
+        for (int j = 0; j < k; ++j) low[m][k][j] = A[k * D + j];
+      }
+    } else {
+      for (int d = 0; d < D; ++d) inv[m][d] = cov[int64_t(m) * D + d];
+      log_det = diag_prepare(inv[m], D, floor);
+    }
+    cst[m] = log_gauss_const(w[m], log_det, D);
+  }
+  double ll_sum = 0.0;
+  V lp[kMaxComponents];
+  for (int v = 0; v < nv; ++v) {
+    V x[D];
+    for (int d = 0; d < D; ++d) x[d] = wk.xs[size_t(d) * nv + v];
+    V mx = V{} - Num<T>::max();
+    for (int m = 0; m < M; ++m) {
+      V maha = V{};
+      if (Full) {
+        V y[D];
+        for (int k = 0; k < D; ++k) {
+          V yk = x[k] - mu[m * D + k];
+          for (int j = 0; j < k; ++j) yk -= low[m][k][j] * y[j];
+          yk *= inv[m][k];
+          y[k] = yk;
+          maha += yk * yk;
+        }
+      } else {
+        for (int d = 0; d < D; ++d) {
+          const V dv = x[d] - mu[m * D + d];
+          maha += dv * dv * inv[m][d];
+        }
+      }
+      const V l = cst[m] - T(0.5) * maha;
+      lp[m] = l;
+      mx = l >= mx ? l : mx;
+    }
+    V e[kMaxComponents];
+    V s = V{};
+    for (int m = 0; m < M; ++m) {
+      e[m] = vexp_nonpos<T>(lp[m] - mx);
+      s += e[m];
+    }
+    if (mode == EOut::Resp) {
+      const V rs = T(1) / s;
+      for (int m = 0; m < M; ++m) {
+        V rm = e[m] * rs;
+        if (v == nv - 1) rm = wk.last_valid ? rm : V{};
+        wk.r[size_t(m) * nv + v] = rm;
+      }
+    }
+    const int lanes = std::min(W, n - v * W);
+    for (int l = 0; l < lanes; ++l) {
+      const int64_t i = int64_t(v) * W + l;
+      T lse = mx[l] + Num<T>::log(s[l]);
+      if (!(lse - lse == T(0))) {
+        // No finite density for this sample (or NaN): the generic per-sample rule (uniform, -inf / NaN).
+        T row[kMaxComponents];
+        for (int m = 0; m < M; ++m) row[m] = lp[m][l];
+        lse = log_normalize(row, M);
+        if (mode == EOut::Resp)
+          for (int m = 0; m < M; ++m) wk.r[size_t(m) * nv + v][l] = Num<T>::exp(row[m]);
+        else if (mode == EOut::LogResp)
+          for (int m = 0; m < M; ++m) log_out[i * M + m] = row[m];
+      } else if (mode == EOut::LogResp) {
+        for (int m = 0; m < M; ++m) log_out[i * M + m] = lp[m][l] - lse;
+      }
+      ll_sum += double(lse);
+    }
+  }
+  return T(ll_sum / double(n));
+}
+
+// One M step of one mixture from the responsibilities in wk.r.
+template <class T, int D, bool Full>
+void small_m_step(T reg, T* w, T* mu, T* cov, SmallWork<T>& wk) {
+  typedef typename SmallTraits<T>::V V;
+  const int M = wk.M, nv = wk.nv;
+  const V* xs = wk.xs.data();
+  T nk[kMaxComponents];
+  for (int m = 0; m < M; ++m) {
+    const V* r = wk.r.data() + size_t(m) * nv;
+    V mass = V{};
+    V sx[D];
+    for (int d = 0; d < D; ++d) sx[d] = V{};
+    for (int v = 0; v < nv; ++v) {
+      const V rv = r[v];
+      mass += rv;
+      for (int d = 0; d < D; ++d) sx[d] += rv * xs[size_t(d) * nv + v];
+    }
+    nk[m] = component_mass(hsum<T>(mass));
+    for (int d = 0; d < D; ++d) mu[m * D + d] = hsum<T>(sx[d]) / nk[m];
+  }
+  mixture_weights(nk, M, w);
+  for (int m = 0; m < M; ++m) {
+    const V* r = wk.r.data() + size_t(m) * nv;
+    const T* mum = mu + m * D;
+    V acc[D][D];
+    for (int a = 0; a < D; ++a)
+      for (int b = 0; b < D; ++b) acc[a][b] = V{};
+    for (int v = 0; v < nv; ++v) {
+      const V rv = r[v];
+      V dev[D], wdev[D];
+      for (int d = 0; d < D; ++d) {
+        dev[d] = xs[size_t(d) * nv + v] - mum[d];
+        wdev[d] = rv * dev[d];
+      }
+      for (int a = 0; a < D; ++a) {
+        if (Full) {
+          for (int b = 0; b <= a; ++b) acc[a][b] += wdev[a] * dev[b];
+        } else {
+          acc[a][a] += wdev[a] * dev[a];
+        }
+      }
+    }
+    if (Full) {
+      T* cm = cov + int64_t(m) * D * D;
+      for (int a = 0; a < D; ++a)
+        for (int b = 0; b <= a; ++b) {
+          const T c = covariance_entry(hsum<T>(acc[a][b]), nk[m], reg, a == b);
+          cm[a * D + b] = c;
+          cm[b * D + a] = c;
+        }
+    } else {
+      for (int d = 0; d < D; ++d) cov[int64_t(m) * D + d] = covariance_entry(hsum<T>(acc[d][d]), nk[m], reg, true);
+    }
+  }
+}
+
+template <class T, int D, bool Full>
+void small_fit(const T* X, const T* R0, T reg, int max_iter, double tol, T* w, T* mu, T* cov, T* ll,
+               int32_t* n_iter, uint8_t* converged, SmallWork<T>& wk) {
+  const T floor = pivot_floor(reg);
+  wk.load_samples(X);
+  wk.load_resp(R0);
+  small_m_step<T, D, Full>(reg, w, mu, cov, wk);
+  T prev = -Num<T>::inf();
+  int it_done = 0;
+  bool conv = false;
+  for (int it = 1; it <= max_iter; ++it) {
+    const T cur = small_e_step<T, D, Full>(w, mu, cov, floor, EOut::Resp, nullptr, wk);
+    small_m_step<T, D, Full>(reg, w, mu, cov, wk);
+    it_done = it;
+    conv = has_converged(cur, prev, tol);
+    prev = cur;
+    if (conv) break;
+  }
+  // The reported log-likelihood is the E step at the final parameters (scikit-learn's score).
+  *ll = small_e_step<T, D, Full>(w, mu, cov, floor, EOut::None, nullptr, wk);
+  *n_iter = it_done;
+  *converged = conv ? 1 : 0;
+}
+
+// Calls f(std::integral_constant<int, D>, std::integral_constant<bool, full>) when s.D <= kSmallMaxDim;
+// returns whether it did.
+template <class F>
+bool dispatch_small(const Sizes& s, F&& f) {
+  if (s.D < 1 || s.D > kSmallMaxDim) return false;
+  auto with_cov = [&](auto dim) {
+    if (s.full)
+      f(dim, std::integral_constant<bool, true>{});
+    else
+      f(dim, std::integral_constant<bool, false>{});
+  };
+  switch (s.D) {
+    case 1: with_cov(std::integral_constant<int, 1>{}); break;
+    case 2: with_cov(std::integral_constant<int, 2>{}); break;
+    case 3: with_cov(std::integral_constant<int, 3>{}); break;
+    default: with_cov(std::integral_constant<int, 4>{}); break;
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -289,6 +585,16 @@ int resolve_threads(int num_threads) {
 template <class T>
 void em_fit_cpu(const T* samples, const T* resp0, const T* reg, Sizes s, int max_iter, double tol, T* weights,
                 T* means, T* covs, T* ll, int32_t* n_iter, uint8_t* converged, int num_threads) {
+  const bool small = dispatch_small(s, [&](auto dim, auto full) {
+    constexpr int D = decltype(dim)::value;
+    constexpr bool Full = decltype(full)::value;
+    auto body = [&](int64_t b, SmallWork<T>& wk) {
+      small_fit<T, D, Full>(samples + b * s.n * s.D, resp0 + b * s.n * s.M, reg[b], max_iter, tol, weights + b * s.M,
+                            means + b * s.M * s.D, covs + b * cov_size(s), ll + b, n_iter + b, converged + b, wk);
+    };
+    for_each_mixture<T, decltype(body), SmallWork<T>>(s, true, num_threads, body);
+  });
+  if (small) return;
   for_each_mixture<T>(s, true, num_threads, [&](int64_t b, Work<T>& wk) {
     const T* X = samples + b * s.n * s.D;
     T* w = weights + b * s.M;
@@ -317,6 +623,17 @@ void em_fit_cpu(const T* samples, const T* resp0, const T* reg, Sizes s, int max
 template <class T>
 void em_e_step_cpu(const T* samples, const T* weights, const T* means, const T* covs, Sizes s, T* log_resp,
                    T* ll, int num_threads) {
+  const bool small = dispatch_small(s, [&](auto dim, auto full) {
+    constexpr int D = decltype(dim)::value;
+    constexpr bool Full = decltype(full)::value;
+    auto body = [&](int64_t b, SmallWork<T>& wk) {
+      wk.load_samples(samples + b * s.n * s.D);
+      ll[b] = small_e_step<T, D, Full>(weights + b * s.M, means + b * s.M * s.D, covs + b * cov_size(s),
+                                       Num<T>::tiny(), EOut::LogResp, log_resp + b * s.n * s.M, wk);
+    };
+    for_each_mixture<T, decltype(body), SmallWork<T>>(s, false, num_threads, body);
+  });
+  if (small) return;
   for_each_mixture<T>(s, false, num_threads, [&](int64_t b, Work<T>& wk) {
     ll[b] = e_step_one(samples + b * s.n * s.D, weights + b * s.M, means + b * s.M * s.D, covs + b * cov_size(s),
                        Num<T>::tiny(), true, log_resp + b * s.n * s.M, wk);
@@ -326,6 +643,17 @@ void em_e_step_cpu(const T* samples, const T* weights, const T* means, const T* 
 template <class T>
 void em_m_step_cpu(const T* samples, const T* resp, const T* reg, Sizes s, T* weights, T* means, T* covs,
                    int num_threads) {
+  const bool small = dispatch_small(s, [&](auto dim, auto full) {
+    constexpr int D = decltype(dim)::value;
+    constexpr bool Full = decltype(full)::value;
+    auto body = [&](int64_t b, SmallWork<T>& wk) {
+      wk.load_samples(samples + b * s.n * s.D);
+      wk.load_resp(resp + b * s.n * s.M);
+      small_m_step<T, D, Full>(reg[b], weights + b * s.M, means + b * s.M * s.D, covs + b * cov_size(s), wk);
+    };
+    for_each_mixture<T, decltype(body), SmallWork<T>>(s, false, num_threads, body);
+  });
+  if (small) return;
   for_each_mixture<T>(s, false, num_threads, [&](int64_t b, Work<T>& wk) {
     m_step_one(samples + b * s.n * s.D, resp + b * s.n * s.M, reg[b], weights + b * s.M, means + b * s.M * s.D,
                covs + b * cov_size(s), wk);

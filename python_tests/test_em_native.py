@@ -344,3 +344,31 @@ def test_cuda_entry_points_check_sizes_before_touching_the_gpu():
     with pytest.raises(ValueError, match=">= 1"):
         lib.em_m_step_cuda("float32", x.data_ptr(), 0, 10, 3, 2, True, r.data_ptr(), reg.data_ptr(), *ptrs[:3],
                            0, 0, 0)
+
+
+# ---------------------------------------------------------------------------------------- small D (CPU fast path)
+# D = 1..4 runs a specialised CPU path (csrc/gmm_cpu.cpp, small_*): SIMD over samples padded to the vector
+# width, so n is chosen below, at and above one vector (8 floats / 4 doubles) and not a multiple of it.
+@pytest.mark.parametrize("cov", COVS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("d", [1, 2, 3, 4])
+def test_small_dim_path_against_reference(d, dtype, cov):
+    for b, n, m in [(3, 37, 5), (2, 5, 3), (4, 8, 1), (2, 64, 16)]:
+        _check_steps(b, n, d, m, dtype, cov, "cpu", seed=10 * d + n)
+    _check_fit(5, 32, d, 5, dtype, cov, "cpu", seed=d, max_iter=10, tol=0.0)
+    _check_fit(3, 45, d, 4, dtype, cov, "cpu", seed=d + 7, max_iter=100, tol=1e-4)
+
+    # All samples identical: every covariance is reg I (the pivot floor is never reached), the responsibilities
+    # stay the initial ones' masses, and the native fit follows the reference exactly.
+    x = torch.full((2, 20, d), 2.5, dtype=torch.float64)
+    resp = torch.softmax(torch.randn(2, 20, 3, generator=torch.Generator().manual_seed(d), dtype=torch.float64), -1)
+    reg = torch.full((2,), 1e-6, dtype=torch.float64)
+    got = native.fit(x.to(dtype), resp.to(dtype), reg.to(dtype), cov, 5, 0.0)
+    exp = reference.fit(x, resp, reg, cov, 5, 0.0)
+    tol = 1e-10 if dtype == torch.float64 else 1e-4
+    for g_, e_, name in zip(got[:4], exp[:4], ("weights", "means", "covariances", "ll")):
+        assert_close(g_, e_, tol, f"identical samples fit {name} [D={d} {dtype} {cov}]")
+    assert got[4].tolist() == [5, 5]
+    log_resp, ll = native.e_step(x.to(dtype), *got[:3], cov)
+    e_log_resp, e_ll = reference.e_step(x, *exp[:3], cov)
+    assert_close(log_resp, e_log_resp, tol, f"identical samples E step [D={d} {dtype} {cov}]", scale=e_ll.abs().max() + 1)
