@@ -177,6 +177,21 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def uncertainty_markdown(per_seed: list[dict]) -> str:
+    """One row per seed: rank correlation, fractions within 1 and 2 spreads, the noise-injection response."""
+    lines = ["| seed | Spearman(std, error) | within 1 std (calibrated 0.61) | within 2 std (0.99) | "
+             "left-arm std clean -> noisy (mm) | other joints clean -> noisy (mm) |", "|---|---|---|---|---|---|"]
+    for i, r in enumerate(per_seed):
+        u = r.get("uncertainty")
+        if u is None:
+            continue
+        ni = u["noise_injection_mm"]
+        lines.append(f"| {i} | {u['spearman']:.3f} | {u['within_1std']:.3f} | {u['within_2std']:.3f} | "
+                     f"{ni['left_arm_std_clean']:.0f} -> {ni['left_arm_std_noisy']:.0f} | "
+                     f"{ni['other_joints_std_clean']:.0f} -> {ni['other_joints_std_noisy']:.0f} |")
+    return "\n".join(lines)
+
+
 def plot_reliability(per_seed: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -213,7 +228,24 @@ def main(argv=None) -> int:
     parser.add_argument("--h36m-2d", default=None)
     parser.add_argument("--downsample", type=int, default=1)
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--merge", type=Path, nargs="+", default=None,
+                        help="combine the JSON files of runs made with different --seeds (e.g. in parallel) into "
+                             "one table; nothing is trained")
     args = parser.parse_args(argv)
+    if args.merge:
+        runs = [json.loads(p.read_text()) for p in args.merge]
+        per_seed = [r for run in runs for r in run["per_seed"]]
+        summary = summarise(per_seed)
+        table = markdown(summary)
+        print(table)
+        print(uncertainty_markdown(per_seed))
+        if args.out:
+            args.out.write_text(json.dumps({**runs[0], "seeds": [s for run in runs for s in run["seeds"]],
+                                            "summary": summary, "per_seed": per_seed, "markdown": table,
+                                            "seconds": sum(run["seconds"] for run in runs)}, indent=1))
+        if args.plot:
+            plot_reliability(per_seed, args.plot)
+        return 0
     size = SIZES[args.size]
     torch.set_num_threads(max(1, torch.get_num_threads()))
     train, test = load_data(args, size)
@@ -223,6 +255,7 @@ def main(argv=None) -> int:
     summary = summarise(per_seed)
     table = markdown(summary)
     print(table)
+    print(uncertainty_markdown(per_seed))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({

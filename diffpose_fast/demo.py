@@ -48,9 +48,9 @@ class DemoSettings:
     train_frames: int = 250
     test_sequences: int = 4
     test_frames: int = 150
-    context_steps: int = 120
-    diffusion_steps: int = 25
-    batch_size: int = 256
+    context_steps: int = 150
+    diffusion_steps: int = 100
+    batch_size: int = 128
     num_samples: int = 5
     sampling_steps: int = 5
     seed: int = 0
