@@ -375,3 +375,33 @@ def test_tensorboard_without_the_package_fails_before_training(tmp_path, h36m_fi
     with pytest.raises(ImportError, match="pip install tensorboard"):
         train_h36m(*h36m_files, tmp_path / "x", config=TINY, subjects=["S1"], tensorboard=tmp_path / "tb")
     assert not (tmp_path / "x").exists()
+
+
+def test_video_model_through_the_h36m_protocol(h36m_files, tmp_path):
+    """The video model (windows of F frames, flip TTA) trains and evaluates through the same protocol runner:
+    every test frame is scored once, MPJVE is reported, and the action-wise average is the paper's mean."""
+    out = tmp_path / "video_model"
+    config = dict(TINY, mode="video", frames=9, encoder_layers=1, batch_size=18)
+    train_h36m(*h36m_files, out, config=config, subjects=["S1"], context_steps=4, diffusion_steps=3,
+               progress=False, seed=0)
+    report = evaluate_h36m(out, *h36m_files, subjects=["S9"], num_samples=2, steps=2, flip_tta=True)
+    frames = sum(t for _, t in FIXTURE["S9"].values()) * 4  # every frame of every camera, once
+    assert report["total_frames"] == frames
+    assert set(report["groups"]) == {"Directions", "Photo"}
+    for metric in ("mpjpe", "p_mpjpe", "mpjve"):
+        per_group = report["per_group"][metric]
+        assert np.isfinite(list(per_group.values())).all()
+        assert report["action_wise"][metric] == pytest.approx(np.mean(list(per_group.values())))
+    assert "Photo" in format_report(report)
+
+
+def test_video_model_through_the_3dhp_protocol(mpi3dhp_files, tmp_path):
+    """Table 2 with the video model: valid frames only, per sequence and frame-weighted overall."""
+    train_npz, test_npz = mpi3dhp_files
+    config = dict(TINY, mode="video", frames=5, encoder_layers=1, batch_size=10)
+    train_3dhp(train_npz, tmp_path / "v", config=config, context_steps=3, diffusion_steps=2, progress=False)
+    report = evaluate_3dhp(tmp_path / "v", test_npz, num_samples=2, steps=2)
+    assert report["sequences"] == ["TS1", "TS5"] and sum(report["frames"].values()) == 9  # the valid frames
+    for k in report["metrics"]:
+        expected = sum(report["per_sequence"][k][s] * report["frames"][s] for s in report["sequences"]) / 9
+        assert report["overall"][k] == pytest.approx(expected, rel=1e-9)
