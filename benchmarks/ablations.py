@@ -43,6 +43,9 @@ SIZES = {
     "session": dict(model=dict(embed_dim=64, context_dim=64, denoiser_heads=4, encoder_layers=3, batch_size=128,
                                gmm_samples=32, gmm_max_iter=10),
                     data=(20, 200, 6, 200), steps=(600, 300), stacked_blocks=15),
+    "session-long": dict(model=dict(embed_dim=64, context_dim=64, denoiser_heads=4, encoder_layers=3, batch_size=128,
+                                    gmm_samples=32, gmm_max_iter=10),
+                         data=(20, 200, 6, 200), steps=(600, 3000), stacked_blocks=15),  # "session", 10x stage 2
     "paper": dict(model=dict(), data=(200, 500, 40, 500), steps=(None, None), stacked_blocks=15),
 }
 
