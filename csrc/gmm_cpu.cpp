@@ -1,10 +1,12 @@
 // Batched GMM EM on the CPU: OpenMP over the B mixtures (one mixture per loop iteration, each thread with
 // its own scratch), SIMD inside a mixture. The per-GMM formulas come from kernels/gmm_math.cuh, shared with
 // the CUDA kernel; this file holds the CPU's loop structure:
-//   E step: per tile of kTile samples and per component, the deviations are laid out [D, kTile] and solved
-//           against the Cholesky factor with forward_solve<T, kTile> (SIMD across the tile's samples);
+//   E step: per tile of kTile samples (transposed once to [D, kTile]) and per component, the deviations are
+//           solved against the Cholesky factor by forward_solve_blocked (SIMD across the tile's samples, 4 rows
+//           of L at a time in registers; same operations and order as the header's forward_solve);
 //   M step: two passes (mass and mean; then the covariance) where the weighted scatter matrix is a
-//           register-blocked C += W^T Dev over tiles of samples (lower triangle only, then mirrored).
+//           register-blocked C += W^T Dev over tiles of samples (6 x 8 doubles / 6 x 16 floats of SIMD
+//           accumulators; lower triangle only, then mirrored).
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
@@ -28,7 +30,7 @@ namespace {
 constexpr int kTile = 16;       // samples per E-step tile (SIMD lanes across samples)
 // kTile samples as a few native SIMD vectors (GCC vector types of 32 bytes: 4 AVX2 registers for double,
 // 2 for float). A struct of native-width vectors, not one wide generic vector: GCC lowers the latter through
-// the stack. The header's forward_solve / diag_maha run on it lane-wise.
+// the stack. forward_solve_blocked and the header's diag_maha run on it lane-wise.
 template <class T> struct VecOf;
 template <> struct VecOf<double> { typedef double type __attribute__((vector_size(32))); };
 template <> struct VecOf<float> { typedef float type __attribute__((vector_size(32))); };
@@ -53,32 +55,100 @@ static_assert(Lanes<double>::kVecs * Lanes<double>::kPer == kTile && Lanes<float
 
 constexpr int kScatterTile = 32;  // samples per M-step tile
 
-// Register block of the scatter accumulation: kRows x Cols<T> accumulators (8 AVX2 registers).
-constexpr int kRows = 4;
+// Register block of the scatter accumulation: kRows x Cols<T> accumulators (12 AVX2 registers).
+constexpr int kRows = 6;
 template <class T> constexpr int kCols = 64 / int(sizeof(T));  // 8 doubles or 16 floats
 
 inline int64_t round_up(int64_t x, int64_t k) { return (x + k - 1) / k * k; }
 
-// C[a0 + r, b0 + c] += sum_t W[t, a0 + r] Dev[t, b0 + c] for the kRows x Cols block at (a0, b0).
+// C[a0 + r, b0 + c] += sum_t W[t, a0 + r] Dev[t, b0 + c] for the kRows x Cols block at (a0, b0), the
+// accumulators held as native SIMD vectors (kRows x kCols<T> / lanes of them).
 template <class T>
 inline void scatter_block(const T* __restrict W, const T* __restrict Dev, int ld, int nt, int a0, int b0,
                           T* __restrict C, int ldc) {
-  constexpr int RB = kCols<T>;
-  T acc[kRows][RB];
+  typedef typename VecOf<T>::type V;
+  constexpr int P = 32 / int(sizeof(T));
+  constexpr int NV = kCols<T> / P;
+  V acc[kRows][NV];
   for (int r = 0; r < kRows; ++r)
-    for (int c = 0; c < RB; ++c) acc[r][c] = T(0);
+    for (int c = 0; c < NV; ++c) acc[r][c] = V{};
   for (int t = 0; t < nt; ++t) {
     const T* w = W + int64_t(t) * ld + a0;
     const T* d = Dev + int64_t(t) * ld + b0;
-#pragma GCC unroll 4
+    V dv[NV];
+    for (int c = 0; c < NV; ++c) std::memcpy(&dv[c], d + c * P, sizeof(V));
+#pragma GCC unroll 8
     for (int r = 0; r < kRows; ++r) {
       const T wr = w[r];
-#pragma GCC unroll 16
-      for (int c = 0; c < RB; ++c) acc[r][c] += wr * d[c];
+      for (int c = 0; c < NV; ++c) acc[r][c] += wr * dv[c];
     }
   }
   for (int r = 0; r < kRows; ++r)
-    for (int c = 0; c < RB; ++c) C[(a0 + r) * ldc + b0 + c] += acc[r][c];
+    for (int c = 0; c < NV; ++c) {
+      T* out = C + (a0 + r) * ldc + b0 + c * P;
+      V cur;
+      std::memcpy(&cur, out, sizeof(V));
+      cur += acc[r][c];
+      std::memcpy(out, &cur, sizeof(V));
+    }
+}
+
+// Forward substitution of rows [j0, j0 + R) of L for the group of kSolveVecs SIMD vectors starting at vector
+// g of every Y[d] (rows < j0 already solved): row-oriented, R rows at a time with their accumulators in
+// registers, so each solved Y[k] is loaded once per R rows instead of loaded and stored once per
+// multiply-add. Per element the operations and their order are those of forward_solve in gmm_math.cuh
+// (subtract L[j, k] y_k for k = 0 .. j-1 in order, then divide by L[j, j]; maha summed in row order).
+constexpr int kSolveVecs = 2;
+template <class T, int R>
+inline void solve_rows(const T* __restrict L, int ldl, int j0, Lanes<T>* __restrict Y, int g,
+                       typename Lanes<T>::vec* maha) {
+  typedef typename Lanes<T>::vec V;
+  constexpr int G = kSolveVecs;
+  V acc[R][G];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < G; ++v) acc[r][v] = Y[j0 + r].v[g + v];
+  const T* Lj = L + int64_t(j0) * ldl;
+  for (int k = 0; k < j0; ++k) {
+    V yk[G];
+    for (int v = 0; v < G; ++v) yk[v] = Y[k].v[g + v];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const T l = Lj[r * ldl + k];
+      for (int v = 0; v < G; ++v) acc[r][v] -= l * yk[v];
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    for (int k = 0; k < r; ++k) {
+      const T l = Lj[r * ldl + j0 + k];
+      for (int v = 0; v < G; ++v) acc[r][v] -= l * acc[k][v];
+    }
+    const T piv = Lj[r * ldl + j0 + r];
+    for (int v = 0; v < G; ++v) {
+      acc[r][v] = acc[r][v] / piv;
+      maha[v] += acc[r][v] * acc[r][v];
+      Y[j0 + r].v[g + v] = acc[r][v];
+    }
+  }
+}
+
+// Y = L^-1 Y and maha = |Y|^2 lane-wise (the CPU's blocked form of forward_solve).
+template <class T>
+inline void forward_solve_blocked(const T* L, int D, Lanes<T>* Y, Lanes<T>& maha) {
+  constexpr int R = 4;
+  static_assert(Lanes<T>::kVecs % kSolveVecs == 0, "tile must be whole solve groups");
+  maha = Lanes<T>{};
+  for (int g = 0; g < Lanes<T>::kVecs; g += kSolveVecs) {
+    typename Lanes<T>::vec* mh = maha.v + g;
+    int j0 = 0;
+    for (; j0 + R <= D; j0 += R) solve_rows<T, R>(L, D, j0, Y, g, mh);
+    switch (D - j0) {
+      case 3: solve_rows<T, 3>(L, D, j0, Y, g, mh); break;
+      case 2: solve_rows<T, 2>(L, D, j0, Y, g, mh); break;
+      case 1: solve_rows<T, 1>(L, D, j0, Y, g, mh); break;
+      default: break;
+    }
+  }
 }
 
 // Per-thread scratch, sized once per call.
@@ -88,6 +158,7 @@ struct Work {
   bool full;
   std::vector<T> chol;     // [M, D, D] Cholesky factors (full) or [M, D] inverse variances (diag)
   std::vector<T> cst;      // [M] log pi_m - 1/2 (D log 2 pi + log det)
+  std::vector<Lanes<T>> xtile;  // [D] vectors of kTile samples (the tile transposed, padding lanes 0)
   std::vector<Lanes<T>> ytile;  // [D] vectors of kTile samples
   std::vector<T> lp;       // [kTile, M]
   std::vector<T> resp;     // [n, M] (fit only)
@@ -97,7 +168,7 @@ struct Work {
   std::vector<T> wdev;     // [kScatterTile, Dp]
 
   Work(const Sizes& s, bool need_resp)
-      : n(s.n), D(s.D), M(s.M), Dp(round_up(s.D, kCols<T>)), full(s.full) {
+      : n(s.n), D(s.D), M(s.M), Dp(std::max(round_up(s.D, kCols<T>), round_up(s.D, kRows))), full(s.full) {
     chol.resize(full ? M * D * D : M * D);  // Cholesky factors, or inverse variances (diag)
     if (full) {
       scatter.resize(Dp * Dp);
@@ -105,6 +176,7 @@ struct Work {
       wdev.assign(kScatterTile * Dp, T(0));
     }
     cst.resize(M);
+    xtile.resize(D);
     ytile.resize(D);
     lp.resize(kTile * M);
     nk.resize(M);
@@ -133,19 +205,22 @@ T e_step_one(const T* X, const T* w, const T* mu, const T* cov, T floor, bool wa
   }
   double ll_sum = 0.0;
   Lanes<T>* Y = wk.ytile.data();
+  Lanes<T>* XT = wk.xtile.data();
   T* lp = wk.lp.data();
   Lanes<T> maha;
   for (int i0 = 0; i0 < n; i0 += kTile) {
     const int ns = std::min(kTile, n - i0);
+    if (ns < kTile) std::fill(XT, XT + D, Lanes<T>{});
+    for (int s = 0; s < ns; ++s) {
+      const T* x = X + int64_t(i0 + s) * D;
+      for (int d = 0; d < D; ++d) XT[d].set(s, x[d]);
+    }
     for (int m = 0; m < M; ++m) {
       const T* mum = mu + int64_t(m) * D;
-      for (int d = 0; d < D; ++d) {
-        Lanes<T> v{};
-        for (int s = 0; s < ns; ++s) v.set(s, X[int64_t(i0 + s) * D + d] - mum[d]);
-        Y[d] = v;
-      }
+      for (int d = 0; d < D; ++d)
+        for (int v = 0; v < Lanes<T>::kVecs; ++v) Y[d].v[v] = XT[d].v[v] - mum[d];
       if (wk.full)
-        forward_solve<T, Lanes<T>>(wk.chol.data() + int64_t(m) * D * D, D, D, Y, 1, maha);
+        forward_solve_blocked<T>(wk.chol.data() + int64_t(m) * D * D, D, Y, maha);
       else
         diag_maha<T, Lanes<T>>(Y, 1, wk.chol.data() + int64_t(m) * D, D, maha);
       for (int s = 0; s < ns; ++s) lp[s * M + m] = wk.cst[m] - T(0.5) * maha.get(s);
@@ -227,8 +302,10 @@ void m_step_one(const T* X, const T* R, T reg, T* w, T* mu, T* cov, Work<T>& wk)
           wv[d] = rm * dv[d];
         }
       }
-      for (int a0 = 0; a0 < Dp; a0 += kRows)
-        for (int b0 = 0; b0 < a0 + kRows && b0 < Dp; b0 += RB)
+      // Blocks that touch the lower triangle of the D x D matrix (rows up to round_up(D, kRows), columns up
+      // to round_up(D, RB), both <= Dp; the padding rows and columns of W and Dev are zero).
+      for (int a0 = 0; a0 < D; a0 += kRows)
+        for (int b0 = 0; b0 < a0 + kRows && b0 < D; b0 += RB)
           scatter_block<T>(wdev, dev, Dp, nt, a0, b0, C, Dp);
     }
     T* cm = cov + m * D * D;
