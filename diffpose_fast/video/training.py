@@ -174,14 +174,7 @@ class VideoTrainer:
                     loss = loss + cfg.z_nll_weight * depth_nll_loss(
                         out.pose[..., 2].reshape(-1, NUM_JOINTS)[keep],
                         out.log_sigma_z.reshape(-1, NUM_JOINTS)[keep], batch.poses[..., 2][keep])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                opt.step()
-                sched.step()
-                self.ema.decay = ema_decay_at(step, cfg.ema_decay)
-                self.ema.update(model)
-                losses.append(loss.item())
+                losses.append(self._optimise(step, loss, params, opt, sched))
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")
                 bar.update(1)
         encoder_state = {k[len("encoder."):]: v for k, v in self.ema.shadow.items() if k.startswith("encoder.")}
@@ -190,6 +183,17 @@ class VideoTrainer:
         for p in model.encoder.parameters():
             p.requires_grad_(False)
         return losses
+
+    def _optimise(self, step: int, loss: torch.Tensor, params, opt, sched) -> float:
+        """One optimiser step (clipped gradients, LR schedule) and the EMA update; returns the loss."""
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        opt.step()
+        sched.step()
+        self.ema.decay = ema_decay_at(step, self.config.ema_decay)
+        self.ema.update(self.model)
+        return loss.item()
 
     # ------------------------------------------------------------------------------------------ stage 2
     def train_diffusion(self, frames: FrameSet, total_steps: int, batch_size: int,
@@ -212,14 +216,7 @@ class VideoTrainer:
                     part = batch.index(keep.nonzero().squeeze(1))
                     noise = diffusion_noise(len(part), cfg, NUM_JOINTS, part.heatmaps is not None, gen)
                 loss = diffusion_batch_loss(model, model.denoiser, part, ctx, noise, backend, self.device)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                opt.step()
-                sched.step()
-                self.ema.decay = ema_decay_at(step, cfg.ema_decay)
-                self.ema.update(model)
-                losses.append(loss.item())
+                losses.append(self._optimise(step, loss, params, opt, sched))
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")
                 bar.update(1)
         model.denoiser.eval()
