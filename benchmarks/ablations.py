@@ -120,7 +120,7 @@ def uncertainty(lifter, test, seed):
 def run_seed(args, size, train, test, seed, log):
     model = dict(size["model"])
     c_steps, d_steps = size["steps"]
-    results = {}
+    results = {"seed": seed}
     base = DiffPoseLifter(seed=seed, **model)
     t0 = time.time()
     base.fit(train, context_steps=c_steps, diffusion_steps=0, progress=args.progress)
@@ -157,26 +157,67 @@ def run_seed(args, size, train, test, seed, log):
     return results
 
 
+NOT_VARIANTS = ("uncertainty", "seed")
+
+
 def summarise(per_seed: list[dict]) -> dict:
-    """mean and std over seeds of every (variant, metric)."""
+    """mean and std over the seeds that ran each (variant, metric), and how many did ("seeds").
+
+    Runs merged with --merge may cover different variants (a cheap variant on three seeds, an expensive one on
+    one), so a variant's statistics use only the seeds that have it; "vs context" in the table is then taken
+    against those same seeds' context (see ``markdown``).
+    """
     out = {}
-    for name in per_seed[0]:
-        if name == "uncertainty":
-            continue
-        out[name] = {}
+    names = [n for r in per_seed for n in r if n not in NOT_VARIANTS]
+    for name in dict.fromkeys(names):  # first-seen order, no duplicates
+        runs = [r for r in per_seed if name in r]
+        out[name] = {"seeds": [r.get("seed") for r in runs]}
         for metric in ("mpjpe_mm", "p_mpjpe_mm"):
-            values = np.array([r[name][metric] for r in per_seed])
+            values = np.array([r[name][metric] for r in runs])
             out[name][metric] = (float(values.mean()), float(values.std()))
+        # The ratio to the context of the same seeds, averaged over seeds (the encoder differs per seed).
+        ratios = np.array([r[name]["mpjpe_mm"] / r["context"]["mpjpe_mm"] for r in runs])
+        out[name]["vs_context"] = (float(ratios.mean()), float(ratios.std()))
     return out
 
 
+def merge_per_seed(runs: list[dict]) -> list[dict]:
+    """The per-seed results of several runs, one dict per seed, sorted by seed.
+
+    Runs of the same seed with different --variants (the variants of one seed split over processes) are united:
+    each trains the same stage-1 encoder from the seed, so their "context" rows must agree; a variant present in
+    two runs of one seed is refused, since which to keep would be a guess.
+    """
+    merged: dict[int, dict] = {}
+    for run in runs:
+        # A run's per-seed results follow its "seeds" list (older JSON files lack the "seed" key).
+        for seed, result in zip(run["seeds"], run["per_seed"]):
+            into = merged.setdefault(seed, {"seed": seed})
+            for name, value in result.items():
+                if name == "seed":
+                    continue
+                if name == "context" and "context" in into:
+                    a, b = into["context"]["mpjpe_mm"], value["mpjpe_mm"]
+                    if abs(a - b) > 1e-6 * abs(a):
+                        raise ValueError(f"--merge: seed {seed} has two different context encoders "
+                                         f"({a:.4f} vs {b:.4f} mm MPJPE): runs of different sizes or data?")
+                    continue
+                if name in into:
+                    raise ValueError(f"--merge: seed {seed} has {name!r} in more than one run")
+                into[name] = value
+    return [merged[seed] for seed in sorted(merged)]
+
+
 def markdown(summary: dict) -> str:
-    lines = ["| variant | MPJPE (mm) | P-MPJPE (mm) | vs context |", "|---|---|---|---|"]
-    ctx = summary["context"]["mpjpe_mm"][0]
+    """One row per variant: mean ± std over its seeds; "vs context" is the mean over those seeds of the ratio
+    to the same seed's context encoder (± its std), and "seeds" says which seeds ran it."""
+    lines = ["| variant | MPJPE (mm) | P-MPJPE (mm) | vs context | seeds |", "|---|---|---|---|---|"]
     for name, metrics in summary.items():
         m, s = metrics["mpjpe_mm"]
         pm, ps = metrics["p_mpjpe_mm"]
-        lines.append(f"| {name} | {m:.1f} ± {s:.1f} | {pm:.1f} ± {ps:.1f} | {m / ctx:.3f} |")
+        r, rs = metrics["vs_context"]
+        seeds = ", ".join("?" if x is None else str(x) for x in metrics["seeds"])
+        lines.append(f"| {name} | {m:.1f} ± {s:.1f} | {pm:.1f} ± {ps:.1f} | {r:.3f} ± {rs:.3f} | {seeds} |")
     return "\n".join(lines)
 
 
@@ -189,7 +230,7 @@ def uncertainty_markdown(per_seed: list[dict]) -> str:
         if u is None:
             continue
         ni = u["noise_injection_mm"]
-        lines.append(f"| {i} | {u['spearman']:.3f} | {u['within_1std']:.3f} | {u['within_2std']:.3f} | "
+        lines.append(f"| {r.get('seed', f'#{i}')} | {u['spearman']:.3f} | {u['within_1std']:.3f} | {u['within_2std']:.3f} | "
                      f"{ni['left_arm_std_clean']:.0f} -> {ni['left_arm_std_noisy']:.0f} | "
                      f"{ni['other_joints_std_clean']:.0f} -> {ni['other_joints_std_noisy']:.0f} |")
     return "\n".join(lines)
@@ -237,13 +278,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.merge:
         runs = [json.loads(p.read_text()) for p in args.merge]
-        per_seed = [r for run in runs for r in run["per_seed"]]
+        per_seed = merge_per_seed(runs)
         summary = summarise(per_seed)
         table = markdown(summary)
         print(table)
         print(uncertainty_markdown(per_seed))
         if args.out:
-            args.out.write_text(json.dumps({**runs[0], "seeds": [s for run in runs for s in run["seeds"]],
+            args.out.write_text(json.dumps({**runs[0], "seeds": [r["seed"] for r in per_seed],
                                             "summary": summary, "per_seed": per_seed, "markdown": table,
                                             "seconds": sum(run["seconds"] for run in runs)}, indent=1))
         if args.plot:

@@ -32,3 +32,47 @@ def test_tiny_ablation_run(ablations, tmp_path, capsys):
     assert plot.stat().st_size > 1000
     printed = capsys.readouterr().out
     assert "| DiffPose |" in printed and "| context |" in printed
+
+
+def _run(seed, context_mm, **variants_mm):
+    result = {"seed": seed, "context": {"mpjpe_mm": context_mm, "p_mpjpe_mm": context_mm / 2}}
+    for name, mm in variants_mm.items():
+        result[name] = {"mpjpe_mm": mm, "p_mpjpe_mm": mm / 2}
+    return result
+
+
+def test_merge_runs_with_different_variant_sets(ablations, tmp_path, capsys):
+    """A variant run on fewer seeds is averaged over those seeds only, and its ratio is to their own context."""
+    full = {"size": "x", "seeds": [0], "seconds": 1.0,
+            "per_seed": [_run(0, 100.0, DiffPose=80.0, **{"Stand-Diff": 90.0})]}
+    # An older file: no "seed" key in the per-seed results, the seed comes from "seeds".
+    partial = {"size": "x", "seeds": [1, 2], "seconds": 2.0,
+               "per_seed": [{k: v for k, v in _run(s, ctx, DiffPose=d).items() if k != "seed"}
+                            for s, ctx, d in ((1, 200.0, 150.0), (2, 300.0, 240.0))]}
+    paths = [tmp_path / "a.json", tmp_path / "b.json"]
+    for path, run in zip(paths, (full, partial)):
+        path.write_text(json.dumps(run))
+    out = tmp_path / "merged.json"
+    assert ablations.main(["--merge", *map(str, paths), "--out", str(out)]) == 0
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["DiffPose"]["seeds"] == [0, 1, 2]
+    assert summary["DiffPose"]["mpjpe_mm"][0] == pytest.approx((80 + 150 + 240) / 3)
+    ratios = [0.8, 0.75, 0.8]
+    assert summary["DiffPose"]["vs_context"][0] == pytest.approx(sum(ratios) / 3)
+    assert summary["Stand-Diff"]["seeds"] == [0]
+    assert summary["Stand-Diff"]["mpjpe_mm"] == [90.0, 0.0]
+    assert summary["Stand-Diff"]["vs_context"][0] == pytest.approx(0.9)
+    printed = capsys.readouterr().out
+    assert "| Stand-Diff | 90.0 ± 0.0 | 45.0 ± 0.0 | 0.900 ± 0.000 | 0 |" in printed
+
+
+def test_merge_unites_the_variants_of_one_seed_split_over_runs(ablations, tmp_path):
+    first = {"size": "x", "seeds": [0], "seconds": 1.0, "per_seed": [_run(0, 100.0, DiffPose=80.0)]}
+    second = {"size": "x", "seeds": [0], "seconds": 1.0, "per_seed": [_run(0, 100.0, **{"GMM M=1": 85.0})]}
+    merged = ablations.merge_per_seed([first, second])
+    assert len(merged) == 1 and merged[0]["DiffPose"]["mpjpe_mm"] == 80.0 and merged[0]["GMM M=1"]["mpjpe_mm"] == 85.0
+    other_encoder = {"size": "x", "seeds": [0], "seconds": 1.0, "per_seed": [_run(0, 120.0, **{"GMM M=9": 90.0})]}
+    with pytest.raises(ValueError, match="two different context encoders"):
+        ablations.merge_per_seed([first, other_encoder])
+    with pytest.raises(ValueError, match="'DiffPose' in more than one run"):
+        ablations.merge_per_seed([first, first])
