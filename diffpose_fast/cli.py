@@ -190,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "widths (untrained unless --checkpoint: weights do not change the speed), after "
                                    "one warm-up call; prints frames/s per backend with the device's name.")
     p.add_argument("--checkpoint", help="model folder (default: an untrained model with the default config)")
+    p.add_argument("--mode", choices=("frame", "video"), default="frame",
+                   help="the untrained model's kind when no --checkpoint is given (default frame; a checkpoint "
+                        "carries its own)")
     p.add_argument("--frames", type=_positive_int, default=2048, help="frames lifted per timed call (default 2048)")
     p.add_argument("--batch-size", type=_positive_int, default=512, help="frames per forward pass (default 512)")
     p.add_argument("--backends", default="reference,auto",
@@ -539,14 +542,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .lifter import DiffPoseLifter
 
     device = _device(args.device)
-    lifter = _load_lifter(args.checkpoint, device) if args.checkpoint else DiffPoseLifter(device=device, seed=0)
+    lifter = (_load_lifter(args.checkpoint, device) if args.checkpoint
+              else DiffPoseLifter(mode=args.mode, device=device, seed=0))
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     seq = generate_sequences(1, args.frames, seed=7)[0]
     seq_2d = dict(image_size=seq.image_size, confidence=seq.confidence)
     cfg = lifter.config
     steps = args.steps if args.sampler == "ddim" else None
     print(f"bench on {_device_label(device)}", flush=True)
-    print(f"model: {'checkpoint ' + args.checkpoint if args.checkpoint else 'untrained, default config'} "
+    print(f"model: {'checkpoint ' + args.checkpoint if args.checkpoint else 'untrained, default config'}, "
+          f"{cfg.mode}{f' (window {cfg.frames} frames)' if cfg.mode == 'video' else ''} "
           f"(embed {cfg.embed_dim}, context {cfg.context_dim}, {cfg.denoiser_blocks} blocks, "
           f"gmm {cfg.gmm_scope} M={cfg.gmm_components}); sampler {args.sampler}, N={args.num_samples}, "
           f"steps {steps}; {args.frames} frames per call, batch {args.batch_size}; "

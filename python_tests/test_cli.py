@@ -250,6 +250,13 @@ def test_train_evaluate_bench_synthetic(tmp_path, capsys):
     assert "frames/s" in out and "cpu" in out
 
 
+def test_bench_untrained_video_model(capsys):
+    code, out, err = _run(capsys, ["bench", "--mode", "video", "--frames", 4, "--batch-size", 4, "--repeats", 1,
+                                   "--backends", "auto", "--steps", 1, "--num-samples", 1])
+    assert code == 0, err
+    assert "video (window 243 frames)" in out and "backend auto" in out and "frames/s" in out
+
+
 def test_train_and_evaluate_errors(tmp_path, capsys):
     cases = [
         (["train", "--data", "h36m", "--out", tmp_path / "m"], "--data h36m needs --data-3d and --data-2d"),
