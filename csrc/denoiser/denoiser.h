@@ -45,7 +45,7 @@ void forward_cpu(const DenoiserWeights& w, const float* h, const float* ctx, con
 void gemm_packed(int64_t R, int K, int N, const float* A, int64_t lda, const float* P, const float* bias, float* C,
                  int64_t ldc, bool accumulate);
 
-// Which GEMM micro-kernel this build uses ("avx2-fma 6x16" or "scalar").
+// Which GEMM micro-kernel this build uses ("avx512f 12x32", "avx2-fma 6x16" or "scalar").
 const char* gemm_kernel_name();
 
 }  // namespace denoiser

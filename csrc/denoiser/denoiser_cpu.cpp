@@ -1,6 +1,7 @@
 // CPU (OpenMP) fused forward of the GCN-Attention denoiser; contract in denoiser.h, per-pose math in
-// denoiser_math.h. The GEMMs use a 6x16 AVX2/FMA register-blocked micro-kernel over pre-packed weight panels
-// (MKL's sgemm reaches 22-29 GFLOP/s on this project's AMD cores for these shapes; see benchmarks/RESULTS.md).
+// denoiser_math.h. The GEMMs use a register-blocked micro-kernel over pre-packed weight panels of 16 columns:
+// 12 rows x 2 panels in AVX-512 where the build targets it, else 6 x 16 in AVX2/FMA, else scalar loops
+// (MKL's sgemm reaches 22-29 GFLOP/s on AVX2 AMD cores for these shapes; see benchmarks/RESULTS.md).
 #include "denoiser.h"
 
 #include <algorithm>
@@ -13,6 +14,11 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define DPF_DENOISER_AVX2 1
+#endif
+#if defined(__AVX512F__)
+// Built with -march=native on an AVX-512 CPU (Intel Xeon since Skylake-SP, AMD Zen 4): 16-lane FMAs, 32 registers.
+#include <immintrin.h>
+#define DPF_DENOISER_AVX512 1
 #endif
 #ifdef _OPENMP
 #include <omp.h>
@@ -82,6 +88,73 @@ inline void micro_kernel(int K, const float* A, int64_t lda, const float* P, con
 }
 #endif
 
+
+#ifdef DPF_DENOISER_AVX512
+// The AVX-512 GEMM tile: MR (<= 12) rows x NP (1 or 2) adjacent 16-column panels, one zmm accumulator per row and
+// panel (24 + 2 panel rows + the broadcast: 27 of the 32 registers). Two panels per call make every broadcast of
+// A feed two FMAs, so a k step is 2 panel loads + 12 broadcasts for 24 FMAs: FMA-bound, at twice the AVX2 tile's
+// lanes. The panels keep the AVX2 layout (P[panel][k][16]), so packing is the same for every build; the sum over
+// k runs in the same order as the AVX2 and scalar tiles (results differ only by FMA contraction).
+template <int MR, int NP>
+inline void micro_kernel_512(int K, const float* A, int64_t lda, const float* P0, const float* P1, const float* bias,
+                             float* C, int64_t ldc, bool accumulate) {
+  static_assert(MR >= 1 && MR <= 12 && (NP == 1 || NP == 2), "tile shape");
+#define DPF_DECL(i) __m512 acc##i##_0 = _mm512_setzero_ps(), acc##i##_1 = _mm512_setzero_ps(); \
+  const float* a##i = A + (MR > i ? i : 0) * lda;
+  DPF_DECL(0) DPF_DECL(1) DPF_DECL(2) DPF_DECL(3) DPF_DECL(4) DPF_DECL(5)
+  DPF_DECL(6) DPF_DECL(7) DPF_DECL(8) DPF_DECL(9) DPF_DECL(10) DPF_DECL(11)
+#undef DPF_DECL
+  for (int k = 0; k < K; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(P0 + k * 16);
+    const __m512 b1 = NP > 1 ? _mm512_loadu_ps(P1 + k * 16) : b0;
+#define DPF_ROW(i)                                               \
+    if (MR > i) {                                                 \
+      const __m512 a = _mm512_set1_ps(a##i[k]);                   \
+      acc##i##_0 = _mm512_fmadd_ps(a, b0, acc##i##_0);            \
+      if (NP > 1) acc##i##_1 = _mm512_fmadd_ps(a, b1, acc##i##_1); \
+    }
+    DPF_ROW(0) DPF_ROW(1) DPF_ROW(2) DPF_ROW(3) DPF_ROW(4) DPF_ROW(5)
+    DPF_ROW(6) DPF_ROW(7) DPF_ROW(8) DPF_ROW(9) DPF_ROW(10) DPF_ROW(11)
+#undef DPF_ROW
+  }
+  const __m512 bias0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+  const __m512 bias1 = (NP > 1 && bias) ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
+#define DPF_STORE(i)                                                        \
+  if (MR > i) {                                                              \
+    float* c = C + i * ldc;                                                  \
+    __m512 v0 = _mm512_add_ps(acc##i##_0, bias0);                            \
+    if (accumulate) v0 = _mm512_add_ps(v0, _mm512_loadu_ps(c));              \
+    _mm512_storeu_ps(c, v0);                                                 \
+    if (NP > 1) {                                                            \
+      __m512 v1 = _mm512_add_ps(acc##i##_1, bias1);                          \
+      if (accumulate) v1 = _mm512_add_ps(v1, _mm512_loadu_ps(c + 16));       \
+      _mm512_storeu_ps(c + 16, v1);                                          \
+    }                                                                        \
+  }
+  DPF_STORE(0) DPF_STORE(1) DPF_STORE(2) DPF_STORE(3) DPF_STORE(4) DPF_STORE(5)
+  DPF_STORE(6) DPF_STORE(7) DPF_STORE(8) DPF_STORE(9) DPF_STORE(10) DPF_STORE(11)
+#undef DPF_STORE
+}
+
+// All R rows of NP panels: full 12-row tiles, then one tile of the remaining rows.
+template <int NP>
+void panel_rows_512(int64_t R, int K, const float* A, int64_t lda, const float* P0, const float* P1,
+                    const float* bias, float* C, int64_t ldc, bool accumulate) {
+  int64_t r = 0;
+  for (; r + 12 <= R; r += 12)
+    micro_kernel_512<12, NP>(K, A + r * lda, lda, P0, P1, bias, C + r * ldc, ldc, accumulate);
+  const float* Ar = A + r * lda;
+  float* Cr = C + r * ldc;
+  switch (R - r) {
+#define DPF_TAIL(m) \
+    case m: micro_kernel_512<m, NP>(K, Ar, lda, P0, P1, bias, Cr, ldc, accumulate); break;
+    DPF_TAIL(11) DPF_TAIL(10) DPF_TAIL(9) DPF_TAIL(8) DPF_TAIL(7) DPF_TAIL(6)
+    DPF_TAIL(5) DPF_TAIL(4) DPF_TAIL(3) DPF_TAIL(2) DPF_TAIL(1)
+#undef DPF_TAIL
+    default: break;
+  }
+}
+#endif
 
 #ifdef DPF_DENOISER_AVX2
 // Vector forms of denoiser_math.h's exp_approx / erf_approx (same polynomials, same constants).
@@ -277,7 +350,9 @@ void forward_tile(const DenoiserWeights& w, const float* h, const float* ctx, co
 }  // namespace
 
 const char* gemm_kernel_name() {
-#ifdef DPF_DENOISER_AVX2
+#if defined(DPF_DENOISER_AVX512)
+  return "avx512f 12x32";
+#elif defined(DPF_DENOISER_AVX2)
   return "avx2-fma 6x16";
 #else
   return "scalar";
@@ -286,6 +361,18 @@ const char* gemm_kernel_name() {
 
 void gemm_packed(int64_t R, int K, int N, const float* A, int64_t lda, const float* P, const float* bias, float* C,
                  int64_t ldc, bool accumulate) {
+#ifdef DPF_DENOISER_AVX512
+  const int panels = N / 16;
+  const int64_t panel_size = static_cast<int64_t>(K) * 16;
+  int jp = 0;
+  for (; jp + 2 <= panels; jp += 2)
+    panel_rows_512<2>(R, K, A, lda, P + jp * panel_size, P + (jp + 1) * panel_size, bias ? bias + jp * 16 : nullptr,
+                      C + jp * 16, ldc, accumulate);
+  if (jp < panels)
+    panel_rows_512<1>(R, K, A, lda, P + jp * panel_size, nullptr, bias ? bias + jp * 16 : nullptr, C + jp * 16, ldc,
+                      accumulate);
+  return;
+#endif
   for (int jp = 0; jp < N / 16; ++jp) {
     const float* Pj = P + static_cast<int64_t>(jp) * K * 16;
     const float* bj = bias ? bias + jp * 16 : nullptr;
