@@ -8,7 +8,9 @@ denoiser calls and S updates), inputs built outside the timed region, CUDA synch
 - ``official``: our eager re-implementation of the official GCNdiff (hidden 96, 5 layers; 26.0 MFLOP per pose)
   with the official eta = 0 update (benchmarks/official_denoiser.py).
 FLOPs per frame are counted with FlopCounterMode on one call of each denoiser (x N x S); the rate is
-FLOPs per frame x frames/s. A correctness check (fast against reference) runs once before any timing.
+FLOPs per frame x frames/s. A correctness check (fast against reference) runs once before any timing. "% ceiling"
+is that rate over the float32 matrix-product rate torch.mm measures on the same device in the same run (the
+arithmetic roofline for these GEMM-dominated networks: the share of the machine the implementation uses).
 
 Script (prints a table; CPU numbers in benchmarks/RESULTS.md were made with it):
     OMP_NUM_THREADS=1 python benchmarks/bench_denoiser.py --batches 1 64 1024 --steps 5
@@ -144,6 +146,20 @@ def measure(setup: Setup, frames: int, steps: int, repeats: int, impls=IMPLS) ->
     return best
 
 
+def matmul_ceiling(device: torch.device, seconds: float = 1.0) -> float:
+    """The device's measured float32 matrix-product rate (FLOP/s): the arithmetic ceiling the denoiser's rates
+    are reported against. One large square product (2048 on the CPU, 8192 on a GPU, with torch's default
+    float32 precision, so TF32 only where the user enabled it), best of a few timed calls after a warm-up."""
+    n = 8192 if device.type == "cuda" else 2048
+    g = torch.Generator().manual_seed(1)
+    a, b = (torch.randn(n, n, generator=g).to(device) for _ in range(2))
+    torch.mm(a, b)
+    best, t_end = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < t_end or best == float("inf"):
+        best = min(best, time_once(lambda: torch.mm(a, b), device))
+    return 2 * n ** 3 / best
+
+
 def _ratio(table: dict, num: str, den: str) -> str:
     return f"{table[num] / table[den]:.2f}" if num in table and den in table else "-"
 
@@ -160,11 +176,14 @@ def main(argv=None) -> None:
     device = torch.device(args.device)
     setup = Setup(device)
     err = check_fast_against_reference(setup)
+    ceiling = matmul_ceiling(device)
     print(f"# device: {device_name(device)}; torch {torch.__version__}; fast vs reference max rel err {err:.2e}")
+    print(f"# measured float32 matmul ceiling (torch.mm, square): {ceiling / 1e9:.1f} GFLOP/s; '% ceiling' is each "
+          f"row's GFLOP/s over it")
     print(f"# MFLOP per pose per call: ours {setup.flops['ours'] / 1e6:.1f}, ours@128 {setup.flops['ours@128'] / 1e6:.1f}, "
           f"official {setup.flops['official'] / 1e6:.1f}")
-    print("| batch | S | impl | ms per batch | frames/s | ms per frame | MFLOP/frame | GFLOP/s | x reference | x official (frames/s) | x official (GFLOP/s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| batch | S | impl | ms per batch | frames/s | ms per frame | MFLOP/frame | GFLOP/s | % ceiling | x reference | x official (frames/s) | x official (GFLOP/s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for steps in args.steps:
         for frames in args.batches:
             best = measure(setup, frames, steps, args.repeats, args.impls)
@@ -173,6 +192,7 @@ def main(argv=None) -> None:
                 fps = frames / best[impl]
                 print(f"| {frames} | {steps} | {impl} | {best[impl] * 1e3:.1f} | {fps:.1f} | {best[impl] * 1e3 / frames:.3f} | "
                       f"{setup.flops_per_frame(impl, steps) / 1e6:.0f} | {rate[impl] / 1e9:.1f} | "
+                      f"{100 * rate[impl] / ceiling:.0f}% | "
                       f"{_ratio(best, reference_of(impl), impl)} | {_ratio(best, 'official', impl)} | "
                       f"{_ratio(rate, impl, 'official')} |", flush=True)
 
