@@ -33,12 +33,20 @@ class LiftResult:
     poses_3d [T, 17, 3]: the mean of the N hypotheses (the paper's h_s); metres, root-relative, camera frame.
     samples [N, T, 17, 3]: the hypotheses h_0^1..N (N = 1 for sampler "context").
     std [T, 17]: per-joint spread, the RMS distance (metres) of the samples to their mean (0 when N = 1).
+    spread_scale: the lifter's calibration factor (``DiffPoseLifter.calibrate_spread``; 1.0 until fitted).
     numpy float32 arrays, or CPU torch tensors when the input came as tensors.
     """
 
     poses_3d: Any
     samples: Any
     std: Any
+    spread_scale: float = 1.0
+
+    @property
+    def calibrated_std(self):
+        """[T, 17] metres: std x spread_scale, the spread within which about 61 % of joints' errors fall (as for
+        a calibrated isotropic Gaussian) once the lifter was calibrated on held-out data; equals std before."""
+        return self.std * self.spread_scale
 
     @property
     def num_samples(self) -> int:
@@ -77,6 +85,7 @@ class DiffPoseLifter:
         self.model.eval()
         self._raw_state: dict[str, torch.Tensor] | None = None  # raw (non-EMA) weights after training
         self.trained = False
+        self.spread_scale = 1.0  # LiftResult.calibrated_std = std x this (calibrate_spread)
 
     # --------------------------------------------------------------------------------------------- train
     def fit(self, train: Sequence[PoseSequence], val: Optional[Sequence[PoseSequence]] = None, *,
@@ -197,8 +206,8 @@ class DiffPoseLifter:
         mean = samples.mean(0)
         std = ((samples - mean) ** 2).sum(-1).mean(0).sqrt()
         if as_tensor:
-            return LiftResult(mean, samples, std)
-        return LiftResult(mean.numpy(), samples.numpy(), std.numpy())
+            return LiftResult(mean, samples, std, self.spread_scale)
+        return LiftResult(mean.numpy(), samples.numpy(), std.numpy(), self.spread_scale)
 
     def _sampling_args(self, sampler, num_samples, steps):
         cfg = self.config
@@ -262,6 +271,39 @@ class DiffPoseLifter:
                                     for a in groups["mpjpe"]}
         return report
 
+    def calibrate_spread(self, sequences: Sequence[PoseSequence], *, num_samples: Optional[int] = None,
+                         steps: Optional[int] = None, sampler: Optional[str] = None,
+                         generator: Optional[torch.Generator] = None) -> float:
+        """Fit the factor that makes the hypotheses' spread calibrated, on held-out ``sequences`` (with poses_3d).
+
+        Lifts every valid frame as ``predict`` would (same sampler, N and steps as you will use: the spread
+        depends on them), then sets ``self.spread_scale`` so that 60.8 % of the non-root joints' errors fall within
+        spread_scale x std (``uncertainty.fit_spread_scale``). ``LiftResult.calibrated_std`` applies it; ``save``
+        keeps it. Use sequences the model was not trained on. Returns the factor.
+        """
+        from .uncertainty import fit_spread_scale
+
+        sequences = _check_sequences(sequences, "calibrate_spread")
+        sampler, num_samples, steps = self._sampling_args(sampler, num_samples, steps)
+        if sampler == "context" or num_samples < 2:
+            raise ValueError(f"calibrate_spread: needs a spread, i.e. a diffusion sampler with num_samples >= 2, "
+                             f"got sampler={sampler!r}, num_samples={num_samples}")
+        stds, errors = [], []
+        for i, seq in enumerate(sequences):
+            if seq.poses_3d is None:
+                raise ValueError(f"calibrate_spread: sequences[{i}] has no poses_3d to measure the error against")
+            # generator None: each sequence gets predict's default draws, exactly what a later predict(seq) gives
+            res = self.predict(seq, num_samples=num_samples, steps=steps, sampler=sampler, generator=generator)
+            keep = np.ones(seq.num_frames, bool) if seq.valid is None else np.asarray(seq.valid, bool)
+            err = np.linalg.norm(np.asarray(res.poses_3d, np.float64) - seq.root_relative_poses(), axis=-1)
+            stds.append(np.asarray(res.std, np.float64)[keep, 1:])  # the root is 0 by construction
+            errors.append(err[keep, 1:])
+        std, err = np.concatenate(stds), np.concatenate(errors)
+        if std.size == 0:
+            raise ValueError("calibrate_spread: the sequences have no valid frame")
+        self.spread_scale = fit_spread_scale(np.maximum(std, 1e-9), err)  # a joint whose hypotheses coincide
+        return self.spread_scale
+
     # -------------------------------------------------------------------------------------- save / load
     def save(self, path) -> None:
         """Write the model to folder ``path`` (see ``persistence``): config, EMA and raw weights, H_K stats."""
@@ -270,7 +312,8 @@ class DiffPoseLifter:
         tensors = {"weights_ema": ema, "weights": raw}
         if self.model.depth_histogram is not None:
             tensors["hk_stats"] = self.model.depth_histogram.state_dict()
-        save_folder(path, self.config.to_dict(), tensors, extra={"seed": self.seed, "trained": self.trained})
+        save_folder(path, self.config.to_dict(), tensors, extra={"seed": self.seed, "trained": self.trained,
+                                                                  "spread_scale": self.spread_scale})
 
     @classmethod
     def load(cls, path, device: str | torch.device = "cpu") -> "DiffPoseLifter":
@@ -292,6 +335,10 @@ class DiffPoseLifter:
         if "hk_stats" in tensors:
             lifter.model.depth_histogram = DepthHistogram.from_state_dict(tensors["hk_stats"])
         lifter.trained = bool(meta.get("trained", True))
+        scale = meta.get("spread_scale", 1.0)  # absent in folders written before calibrate_spread existed
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (np.isfinite(scale) and scale > 0):
+            raise CheckpointError(f"load: spread_scale in {str(path)!r} must be a positive number, got {scale!r}")
+        lifter.spread_scale = float(scale)
         lifter.model.eval()
         return lifter
 

@@ -29,6 +29,7 @@ def test_tiny_ablation_run(ablations, tmp_path, capsys):
     u = result["per_seed"][0]["uncertainty"]
     assert -1.0 <= u["spearman"] <= 1.0 and 0.0 <= u["within_1std"] <= u["within_2std"] <= 1.0
     assert u["noise_injection_mm"]["left_arm_std_noisy"] > 0
+    assert u["spread_scale"] > 0 and 0.0 <= u["scaled_within_1std"] <= u["scaled_within_2std"] <= 1.0
     assert plot.stat().st_size > 1000
     printed = capsys.readouterr().out
     assert "| DiffPose |" in printed and "| context |" in printed

@@ -105,6 +105,37 @@ def test_save_load_round_trips_bit_exactly(trained, data, tmp_path):
     np.testing.assert_array_equal(lifter.predict(seq).samples, loaded.predict(seq).samples)
 
 
+def test_calibrate_spread_fits_keeps_and_saves_the_factor(trained, data, tmp_path):
+    lifter, _ = trained
+    held_out = data[1]
+    try:
+        scale = lifter.calibrate_spread(held_out, num_samples=4)
+        assert scale > 0 and lifter.spread_scale == scale
+        stds, errs = [], []
+        for seq in held_out:
+            res = lifter.predict(seq, num_samples=4)
+            assert res.spread_scale == scale
+            np.testing.assert_allclose(res.calibrated_std, res.std * scale)
+            stds.append(res.std[:, 1:])
+            errs.append(np.linalg.norm(res.poses_3d - seq.root_relative_poses(), axis=-1)[:, 1:])
+        std, err = np.concatenate(stds), np.concatenate(errs)
+        # On the frames it was fitted on, 60.8 % of the joints (up to one joint of rounding) lie within the spread.
+        assert abs(np.mean(err <= scale * std) - 0.6084) <= 1.0 / std.size + 1e-9
+        lifter.save(tmp_path / "model")
+        assert DiffPoseLifter.load(tmp_path / "model").spread_scale == scale
+        meta = json.loads((tmp_path / "model" / "config.json").read_text())
+        meta["spread_scale"] = -1.0
+        (tmp_path / "model" / "config.json").write_text(json.dumps(meta))
+        with pytest.raises(CheckpointError, match="spread_scale"):
+            DiffPoseLifter.load(tmp_path / "model")
+        with pytest.raises(ValueError, match="num_samples >= 2"):
+            lifter.calibrate_spread(held_out, sampler="context")
+        with pytest.raises(ValueError, match="no poses_3d"):
+            lifter.calibrate_spread([PoseSequence(held_out[0].keypoints_2d, image_size=held_out[0].image_size)])
+    finally:
+        lifter.spread_scale = 1.0
+
+
 def test_damaged_or_foreign_saves_are_refused(trained, tmp_path):
     lifter, _ = trained
     folder = tmp_path / "model"

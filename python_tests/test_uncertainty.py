@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from diffpose_fast.uncertainty import CALIBRATED_WITHIN, calibration_report, reliability_curve, spearman, within
+from diffpose_fast.uncertainty import (CALIBRATED_WITHIN, calibration_report, fit_spread_scale, reliability_curve,
+                                      spearman, within)
 
 
 def test_spearman_matches_scipy_with_ties():
@@ -43,3 +44,27 @@ def test_bad_input():
         spearman([1.0, 2.0], [1.0])
     with pytest.raises(ValueError, match="finite"):
         within([np.nan], [1.0], 1)
+
+
+def test_fit_spread_scale_recovers_the_missing_factor_from_held_out_data():
+    rng = np.random.default_rng(3)
+    sigma = rng.uniform(0.005, 0.05, size=100_000)
+    err = np.linalg.norm(rng.normal(size=(100_000, 3)) * sigma[:, None], axis=1)
+    spread = np.sqrt(3) * sigma / 4                            # 4x overconfident, as a collapsed sampler is
+    fit, check = slice(0, None, 2), slice(1, None, 2)
+    scale = fit_spread_scale(spread[fit], err[fit])
+    assert scale == pytest.approx(4.0, rel=0.02)
+    assert within(spread[fit] * scale, err[fit], 1) == pytest.approx(CALIBRATED_WITHIN[1], abs=1e-4)  # by construction
+    assert within(spread[check] * scale, err[check], 1) == pytest.approx(CALIBRATED_WITHIN[1], abs=0.01)
+    assert within(spread[check] * scale, err[check], 2) == pytest.approx(CALIBRATED_WITHIN[2], abs=0.01)
+
+
+def test_fit_spread_scale_refuses_bad_input():
+    with pytest.raises(ValueError, match="std must be > 0"):
+        fit_spread_scale([0.0, 0.1], [0.1, 0.1])
+    with pytest.raises(ValueError, match="error must be >= 0"):
+        fit_spread_scale([0.1, 0.1], [0.1, -0.1])
+    with pytest.raises(ValueError, match="same number"):
+        fit_spread_scale([0.1, 0.1], [0.1])
+    with pytest.raises(ValueError, match="finite"):
+        fit_spread_scale([0.1, np.inf], [0.1, 0.1])
