@@ -257,11 +257,12 @@ def plot_reliability(per_seed: list[dict], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(4.5, 4))
     top = 0.0
-    for seed_result in per_seed:
+    for i, seed_result in enumerate(per_seed):
         u = seed_result.get("uncertainty")
         if u is None:
             continue
-        ax.plot(u["curve_std_mm"], u["curve_rms_error_mm"], "o-", alpha=0.8)
+        ax.plot(u["curve_std_mm"], u["curve_rms_error_mm"], "o-", alpha=0.8,
+                label=f"seed {seed_result.get('seed', i)}")
         top = max(top, max(u["curve_std_mm"]), max(u["curve_rms_error_mm"]))
     ax.plot([0, top], [0, top], "k--", lw=1, label="calibrated")
     ax.set_xlabel("predicted per-joint spread (mm)")
