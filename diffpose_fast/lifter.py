@@ -288,10 +288,11 @@ class DiffPoseLifter:
         if sampler == "context" or num_samples < 2:
             raise ValueError(f"calibrate_spread: needs a spread, i.e. a diffusion sampler with num_samples >= 2, "
                              f"got sampler={sampler!r}, num_samples={num_samples}")
-        stds, errors = [], []
-        for i, seq in enumerate(sequences):
+        for i, seq in enumerate(sequences):  # refuse before lifting anything
             if seq.poses_3d is None:
                 raise ValueError(f"calibrate_spread: sequences[{i}] has no poses_3d to measure the error against")
+        stds, errors = [], []
+        for seq in sequences:
             # generator None: each sequence gets predict's default draws, exactly what a later predict(seq) gives
             res = self.predict(seq, num_samples=num_samples, steps=steps, sampler=sampler, generator=generator)
             keep = np.ones(seq.num_frames, bool) if seq.valid is None else np.asarray(seq.valid, bool)

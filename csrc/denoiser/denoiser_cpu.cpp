@@ -371,8 +371,7 @@ void gemm_packed(int64_t R, int K, int N, const float* A, int64_t lda, const flo
   if (jp < panels)
     panel_rows_512<1>(R, K, A, lda, P + jp * panel_size, nullptr, bias ? bias + jp * 16 : nullptr, C + jp * 16, ldc,
                       accumulate);
-  return;
-#endif
+#else
   for (int jp = 0; jp < N / 16; ++jp) {
     const float* Pj = P + static_cast<int64_t>(jp) * K * 16;
     const float* bj = bias ? bias + jp * 16 : nullptr;
@@ -388,6 +387,7 @@ void gemm_packed(int64_t R, int K, int N, const float* A, int64_t lda, const flo
       default: break;
     }
   }
+#endif
 }
 
 void forward_cpu(const DenoiserWeights& w, const float* h, const float* ctx, const float* emb, int64_t emb_stride,
