@@ -40,6 +40,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from .data.bvh import BvhMotion, bvh_forward_kinematics, read_bvh
 from .data.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS
 
 __all__ = ["UNITS", "LiftedTrack", "write_npz", "write_json", "read_json", "write_bvh", "read_bvh", "BvhMotion",
@@ -162,15 +163,6 @@ def matrix_to_euler_zxy(r: np.ndarray) -> np.ndarray:
     a = np.where(regular, np.arctan2(-r[..., 0, 1], r[..., 1, 1]), np.arctan2(r[..., 1, 0], r[..., 0, 0]))
     c = np.where(regular, np.arctan2(-r[..., 2, 0], r[..., 2, 2]), 0.0)
     return np.degrees(np.stack([a, b, c], -1))
-
-
-def _axis_rotation(axis: str, deg: np.ndarray) -> np.ndarray:
-    t = np.radians(deg)
-    c, s = np.cos(t), np.sin(t)
-    o, z = np.ones_like(t), np.zeros_like(t)
-    rows = {"X": (o, z, z, z, c, -s, z, s, c), "Y": (c, z, s, z, o, z, -s, z, c),
-            "Z": (c, -s, z, s, c, z, z, z, o)}[axis]
-    return np.stack(rows, -1).reshape(t.shape + (3, 3))
 
 
 def _min_rotation(d0: np.ndarray, d1: np.ndarray) -> np.ndarray:
@@ -349,105 +341,4 @@ def write_bvh(path: str | os.PathLike, poses: np.ndarray, fps: float = 30.0,
 
 
 # ------------------------------------------------------------------------------------------------ BVH read
-
-@dataclasses.dataclass
-class BvhMotion:
-    """A parsed BVH file. names [J'] (End Sites named "<parent>/End"), parents [J'], offsets [J', 3],
-    channels: per joint the list of channel names, frame_time seconds, motion [F, C] all channel values."""
-
-    names: list[str]
-    parents: list[int]
-    offsets: np.ndarray
-    channels: list[list[str]]
-    frame_time: float
-    motion: np.ndarray
-
-
-def read_bvh(path: str | os.PathLike) -> BvhMotion:
-    """Parse a BVH file (any hierarchy; channel names X/Y/Z position and rotation)."""
-    path = os.fspath(path)
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    head, sep, body = text.partition("MOTION")
-    if not sep:
-        raise ValueError(f"read_bvh: {path!r} has no MOTION section")
-    tokens = head.split()
-    names: list[str] = []
-    parents: list[int] = []
-    offsets: list[list[float]] = []
-    channels: list[list[str]] = []
-    stack: list[int] = []
-    i = 0
-    pending: Optional[int] = None
-    while i < len(tokens):
-        tok = tokens[i]
-        if tok in ("ROOT", "JOINT"):
-            names.append(tokens[i + 1])
-            parents.append(stack[-1] if stack else -1)
-            offsets.append([0.0, 0.0, 0.0])
-            channels.append([])
-            pending = len(names) - 1
-            i += 2
-        elif tok == "End":
-            parent = stack[-1]
-            names.append(f"{names[parent]}/End")
-            parents.append(parent)
-            offsets.append([0.0, 0.0, 0.0])
-            channels.append([])
-            pending = len(names) - 1
-            i += 2
-        elif tok == "{":
-            stack.append(pending)
-            i += 1
-        elif tok == "}":
-            stack.pop()
-            i += 1
-        elif tok == "OFFSET":
-            offsets[stack[-1]] = [float(v) for v in tokens[i + 1:i + 4]]
-            i += 4
-        elif tok == "CHANNELS":
-            n = int(tokens[i + 1])
-            channels[stack[-1]] = tokens[i + 2:i + 2 + n]
-            i += 2 + n
-        else:  # HIERARCHY
-            i += 1
-    lines = [ln for ln in body.strip().splitlines() if ln.strip()]
-    frames = int(lines[0].split(":")[1])
-    frame_time = float(lines[1].split(":")[1])
-    motion = np.array([[float(v) for v in ln.split()] for ln in lines[2:2 + frames]], dtype=np.float64)
-    total = sum(len(c) for c in channels)
-    if motion.shape != (frames, total):
-        raise ValueError(f"read_bvh: {path!r}: expected {frames} frames of {total} values, got {motion.shape}")
-    return BvhMotion(names, parents, np.array(offsets), channels, frame_time, motion)
-
-
-def bvh_forward_kinematics(bvh: BvhMotion) -> np.ndarray:
-    """Global joint positions [F, J', 3] (file units, file frame) of every joint and End Site of ``bvh``."""
-    f = bvh.motion.shape[0]
-    j_count = len(bvh.names)
-    pos = np.zeros((f, j_count, 3))
-    rot = np.zeros((f, j_count, 3, 3))
-    col = 0
-    starts = []
-    for ch in bvh.channels:
-        starts.append(col)
-        col += len(ch)
-    for j in range(j_count):
-        trans = np.tile(bvh.offsets[j], (f, 1))
-        r = np.tile(np.eye(3), (f, 1, 1))
-        for k, name in enumerate(bvh.channels[j]):
-            values = bvh.motion[:, starts[j] + k]
-            axis, kind = name[0].upper(), name[1:].lower()
-            if kind == "position":
-                trans[:, "XYZ".index(axis)] += values
-            elif kind == "rotation":
-                r = r @ _axis_rotation(axis, values)
-            else:
-                raise ValueError(f"bvh_forward_kinematics: unknown channel {name!r}")
-        p = bvh.parents[j]
-        if p < 0:
-            pos[:, j], rot[:, j] = trans, r
-        else:
-            pos[:, j] = pos[:, p] + np.einsum("fij,fj->fi", rot[:, p], trans)
-            rot[:, j] = rot[:, p] @ r
-    return pos
+# Reading lives in data.bvh (one parser for the whole package); re-exported here for callers of this module.
