@@ -145,11 +145,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(p)
 
     # ---- train
-    p = sub.add_parser("train", help="train a model (synthetic data, Human3.6M or MPI-INF-3DHP files)",
+    p = sub.add_parser("train", help="train a model (your mocap in BVH, synthetic data, Human3.6M or 3DHP files)",
                        description="Trains the two stages and saves the model folder to --out (with history.json). "
-                                   "--data synthetic needs nothing else; h36m needs --data-3d and --data-2d "
-                                   "(VideoPose3D npz files); 3dhp needs --train-npz (P-STMO data_train_3dhp.npz).")
-    p.add_argument("--data", required=True, choices=("synthetic", "h36m", "3dhp"))
+                                   "--bvh FILE... trains on your motion capture seen by the Human3.6M cameras with "
+                                   "detector-like 2D noise (diffpose_fast.data.mocap); --data synthetic needs "
+                                   "nothing else; h36m needs --data-3d and --data-2d (VideoPose3D npz files); "
+                                   "3dhp needs --train-npz (P-STMO data_train_3dhp.npz).")
+    p.add_argument("--data", choices=("synthetic", "h36m", "3dhp", "bvh"),
+                   help="the training data (default: bvh with --bvh, else required)")
+    p.add_argument("--bvh", nargs="+", metavar="FILE", help="BVH motion capture files to train on")
+    p.add_argument("--bvh-fps", type=_positive_float, default=30.0, help="bvh: resample to this rate (default 30)")
+    p.add_argument("--bvh-units", choices=("auto", "m", "cm", "mm", "in"), default="auto",
+                   help="bvh: length unit of the files (default: from the skeleton's size)")
+    p.add_argument("--bvh-up", choices=("y", "z"), default="y", help="bvh: the files' up axis (default y)")
+    p.add_argument("--cameras", choices=("h36m", "random"), default="h36m",
+                   help="bvh: the four Human3.6M cameras or random cameras around the subject (default h36m)")
+    p.add_argument("--views", type=_positive_int, default=1, help="bvh: cameras per 5 s clip (default 1)")
     p.add_argument("--out", required=True, help="model folder to write")
     p.add_argument("--config", help="LifterConfig as .json or .yaml (default: the paper's settings)")
     p.add_argument("--data-3d", help="h36m: data_3d_h36m.npz")
@@ -465,8 +476,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
                   progress=not args.no_progress, seed=args.seed, tensorboard=args.tensorboard, device=device)
     print(f"training on {_device_label(device)}", flush=True)
     start = time.perf_counter()
+    if args.bvh and args.data not in (None, "bvh"):
+        raise CliError(f"--bvh trains on motion capture; it cannot be combined with --data {args.data}")
+    data = "bvh" if args.bvh else args.data
+    if data is None:
+        raise CliError("train: give --bvh FILE... or --data synthetic|h36m|3dhp")
+    if data == "bvh" and not args.bvh:
+        raise CliError("--data bvh needs --bvh FILE...")
     try:
-        if args.data == "synthetic":
+        if data == "bvh":
+            seqs, dataset = _bvh_sequences(args)
+            history = _protocols_training()(seqs, args.out, config, dataset=dataset, **common)
+        elif data == "synthetic":
             from .data.synthetic import generate_sequences
 
             fit_and_save = _protocols_training()
@@ -474,7 +495,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             dataset = {"name": "synthetic", "sequences": args.train_sequences, "frames": args.frames,
                        "data_seed": args.data_seed}
             history = fit_and_save(seqs, args.out, config, dataset=dataset, **common)
-        elif args.data == "h36m":
+        elif data == "h36m":
             _need(args, "h36m", "data_3d", "data_2d")
             history = _protocols("train_h36m")(args.data_3d, args.data_2d, args.out, config,
                                                downsample=args.downsample, **common)
@@ -488,6 +509,29 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"trained in {time.perf_counter() - start:.1f} s; final losses {last}; model folder: "
           f"{Path(args.out).resolve()}", flush=True)
     return 0
+
+
+def _bvh_sequences(args: argparse.Namespace):
+    """PoseSequences from the --bvh files (data.bvh, data.mocap) and the dataset description for history.json."""
+    from .data.bvh import BVHError, load_bvh
+    from .data.mocap import MocapViewConfig, mocap_sequences
+
+    takes = []
+    for path in args.bvh:
+        if not os.path.isfile(path):
+            raise CliError(f"--bvh: no such file: {path!r}")
+        try:
+            takes.append(load_bvh(path, fps=args.bvh_fps, units=args.bvh_units, up_axis=args.bvh_up))
+        except (BVHError, OSError) as exc:
+            raise CliError(f"--bvh: {exc}") from None
+    if args.cameras == "h36m" and args.views > 4:
+        raise CliError(f"--views: Human3.6M has 4 cameras, got {args.views}")
+    seqs = mocap_sequences(takes, seed=args.data_seed, config=MocapViewConfig(cameras=args.cameras, views=args.views))
+    print(f"{len(takes)} BVH take(s), {sum(t.num_frames for t in takes)} frames at {args.bvh_fps:g} fps -> "
+          f"{len(seqs)} clips seen by {args.cameras} cameras", flush=True)
+    dataset = {"name": "bvh", "files": [os.path.abspath(p) for p in args.bvh], "fps": args.bvh_fps,
+               "cameras": args.cameras, "views": args.views, "data_seed": args.data_seed}
+    return seqs, dataset
 
 
 def _protocols_training():
