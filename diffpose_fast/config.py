@@ -52,7 +52,13 @@ class LifterConfig:
     denoiser_heads: int = 8
     encoder_layers: int = 4
     encoder_heads: int = 4
-    dropout: float = 0.0
+    encoder_dropout: float = 0.1           # in the frame context encoder (docs/design.md "Regularisation");
+                                           # the video encoder uses `dropout`, as it was measured with
+    encoder_joint_embedding: bool = True   # a learned per-joint vector in the frame encoder (docs/design.md "Joint
+                                           # identity"); the video encoder always has one (MixSTE's)
+    denoiser_joint_embedding: bool = True  # ... and in the denoiser's conditioning
+    denoiser_2d_input: bool = False        # the denoiser's conditioning also reads the encoder's 2D input
+    dropout: float = 0.0                   # in the denoiser (and the video encoder)
     # --- training
     context_epochs: int = 30
     diffusion_epochs: int = 30
@@ -66,6 +72,7 @@ class LifterConfig:
     loss_weighting: str = "x0"             # plain x0 loss, or Eq. 9 exactly (x0 loss weighted by w_k)
     train_hypotheses: int = 1              # sets i per training sample in the estimate of Eq. 9's sum
     z_nll_weight: float = 0.1              # weight of the encoder's depth-spread likelihood in stage 1
+    context_folds: int = 1                 # K cross-fitted encoders (docs/design.md "Cross-fitting"); 1: the paper's
     # --- inference
     num_samples: int = 5                   # N
     sampler: str = "ddim"
@@ -82,7 +89,8 @@ class LifterConfig:
                 raise ValueError(f"LifterConfig: {name} must be one of {list(choices)}, got {value!r}")
         positive_ints = ("num_diffusion_steps", "gmm_components", "gmm_samples", "gmm_max_iter", "z_histogram_bins",
                          "context_dim", "embed_dim", "denoiser_blocks", "denoiser_heads", "encoder_layers",
-                         "encoder_heads", "batch_size", "train_hypotheses", "num_samples", "sampling_steps", "frames")
+                         "encoder_heads", "batch_size", "train_hypotheses", "num_samples", "sampling_steps", "frames",
+                         "context_folds")
         for name in positive_ints:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -112,7 +120,14 @@ class LifterConfig:
         for name in ("weight_decay", "z_nll_weight", "gmm_tol", "gmm_reg_covar"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"LifterConfig: {name} must be >= 0, got {getattr(self, name)!r}")
-        for name in ("dropout", "ema_decay"):
+        for name in ("encoder_joint_embedding", "denoiser_joint_embedding", "denoiser_2d_input", "flip_augment",
+                     "causal"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"LifterConfig: {name} must be true or false, got {getattr(self, name)!r}")
+        if self.context_folds > 1 and self.mode != "frame":
+            raise ValueError(f"LifterConfig: context_folds > 1 is implemented for mode='frame' only, got "
+                             f"context_folds={self.context_folds} with mode={self.mode!r}")
+        for name in ("dropout", "encoder_dropout", "ema_decay"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"LifterConfig: {name} must be in [0, 1), got {getattr(self, name)!r}")
         if not 0 < self.keypoint_sigma_min <= self.keypoint_sigma_max:
@@ -130,6 +145,18 @@ class LifterConfig:
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_saved(cls, values: dict[str, Any]) -> "LifterConfig":
+        """The config of a saved model: a key the saving version did not have takes the value that reproduces
+        the network it saved (``LEGACY_VALUES``), not today's default."""
+        if not isinstance(values, dict):
+            raise TypeError(f"LifterConfig.from_saved: expected a dict, got {type(values).__name__}")
+        filled = dict(values)
+        for key, legacy in LEGACY_VALUES.items():
+            if key not in filled:
+                filled[key] = legacy(filled) if callable(legacy) else legacy
+        return cls.from_dict(filled)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "LifterConfig":
@@ -170,3 +197,13 @@ class LifterConfig:
         else:
             values = json.loads(text)
         return cls.from_dict(values)
+
+
+# Keys added after the first saved format, with the value that reproduces a model saved without them.
+LEGACY_VALUES: dict[str, Any] = {
+    "encoder_dropout": lambda saved: saved.get("dropout", 0.0),
+    "encoder_joint_embedding": False,
+    "denoiser_joint_embedding": False,
+    "denoiser_2d_input": False,
+    "context_folds": 1,
+}

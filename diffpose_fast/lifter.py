@@ -21,6 +21,7 @@ from .distribution.depth import DepthHistogram
 from .persistence import CheckpointError, load_folder, save_folder
 from .pipeline import DiffPoseModel
 from .training.frames import FrameSet, frames_from_sequences
+from .training.folds import assign_folds
 from .training.trainer import Trainer, steps_for
 
 SAMPLERS = ("ddim", "ddpm", "context")
@@ -124,6 +125,7 @@ class DiffPoseLifter:
             self.model.to(self.device)
         bs = self.config.batch_size if batch_size is None else _positive_int(batch_size, "batch_size")
         frames = frames_from_sequences(train, self.config.default_confidence, require_poses=True)
+        folds = assign_folds([s.num_frames for s in train], self.config.context_folds, self.seed)
         c_steps = (steps_for(self.config.context_epochs, len(frames), bs) if context_steps is None
                    else _positive_int(context_steps, "context_steps", minimum=0))
         d_steps = (steps_for(self.config.diffusion_epochs, len(frames), bs) if diffusion_steps is None
@@ -141,8 +143,10 @@ class DiffPoseLifter:
         else:
             trainer = Trainer(self.model, self.seed, self.device, progress, dist=dist,
                               checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every)
-            history = dict(trainer.fit(frames, c_steps, d_steps, bs, resume=ckpt))
-        self._raw_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            history = dict(trainer.fit(frames, c_steps, d_steps, bs, resume=ckpt, folds=folds))
+        # raw weights: the trained denoiser as it is, the encoders as they were before their EMA was frozen in
+        self._raw_state = {k: trainer.raw_encoders.get(k, v).detach().clone()
+                           for k, v in self.model.state_dict().items()}
         self.model.load_state_dict(trainer.ema.state_dict())  # evaluation uses the EMA weights
         self.model.eval()
         self.trained = True
@@ -321,13 +325,15 @@ class DiffPoseLifter:
         """Read a folder written by ``save``. Raises CheckpointError (a ValueError) if it is damaged."""
         meta, tensors = load_folder(path)
         try:
-            config = LifterConfig.from_dict(meta["config"])
+            config = LifterConfig.from_saved(meta["config"])
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"load: the config in {str(path)!r} is invalid ({exc})") from None
         for needed in ("weights_ema", "weights"):
             if needed not in tensors:
                 raise CheckpointError(f"load: {needed}.safetensors is missing from {str(path)!r}")
         lifter = cls(mode=config.mode, device=device, seed=int(meta.get("seed", 0)), config=config)
+        for group in ("weights_ema", "weights"):  # folders written before the depth calibration existed
+            tensors[group].setdefault("depth_sigma_scale", torch.ones_like(lifter.model.depth_sigma_scale))
         try:
             lifter.model.load_state_dict(tensors["weights_ema"])
         except RuntimeError as exc:

@@ -116,7 +116,7 @@ def test_checkpoint_contents(checkpointed):
     assert [p.name for p in list_checkpoints(folder)] == [f"checkpoint-{s:08d}.safetensors" for s in (4, 6, 8, 12)]
     ckpt = load_checkpoint(folder)
     assert ckpt.stage == "diffusion" and ckpt.next_step == 6 and ckpt.global_step == 12
-    assert {k.split(".")[0] for k in ckpt.tensors} == {"model", "ema", "opt", "hk"}
+    assert {k.split(".")[0] for k in ckpt.tensors} == {"model", "ema", "opt", "hk", "raw"}  # raw: encoder pre-EMA
     assert ckpt.meta["scheduler"]["last_epoch"] == 6
     assert len(ckpt.meta["run_sha256"]) == 64 and ckpt.meta["run"]["config"]["dropout"] == 0.1
     assert not any(p.suffix == ".tmp" for p in folder.iterdir())

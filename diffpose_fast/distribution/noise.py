@@ -56,6 +56,17 @@ class HKNoise:
         """One sample's draws repeated for ``batch`` samples (temporally shared noise)."""
         return self._map(lambda t: t[:1].expand(batch, *t.shape[1:]))
 
+    def sets(self, index: list[int]) -> "HKNoise":
+        """The draws of hypothesis sets ``index`` only (the draws behind H_K itself are kept whole)."""
+        idx = torch.as_tensor(index, dtype=torch.long)
+        out = dataclasses.replace(self)
+        if self.comp_u is not None:
+            out.comp_u = self.comp_u[:, :, idx]
+            out.path_z = self.path_z[:, :, idx]
+        if self.std_eps is not None:
+            out.std_eps = self.std_eps[:, idx]
+        return out
+
     @property
     def num_sets(self) -> int:
         """H, the hypothesis sets these draws cover."""

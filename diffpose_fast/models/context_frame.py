@@ -5,12 +5,19 @@ the denoiser g, (ii) a root-relative 3D pose that centres H_K, and (iii) a per-j
 depth, log sigma_z, that gives H_K its z extent (DESIGN.md "one coherent reading"). It is pretrained on these
 outputs and then frozen; losses belong to training, not here.
 
-    x [B, J, F] --GraphConv(F -> D)--> num_layers x [ x + MHA(LN(x)) ; x + GraphFFN(LN(x)) ] --LN--> f_ST [B, J, D]
+    x [B, J, F] --GraphConv(F -> D)--> + joint embedding [J, D] --> num_layers x [ x + MHA(LN(x)) ; x + GraphFFN(LN(x)) ]
+                --LN--> f_ST [B, J, D]
     f_ST --GraphConv(D -> 3)--> pose (root forced to 0)      f_ST --Linear(D -> 1)--> log_sigma_z
 
-Size with the defaults (J = 17, F = 2, D = 128, 4 layers, 4 heads, FFN width 2D): 793,860 parameters and
-28.3 MFLOP per pose (FlopCounterMode, 2 FLOP per multiply-add), against the official GCNpose's 654,344 used
-parameters and 25.2 MFLOP.
+Why the joint embedding: graph convolutions whose weights are shared over the nodes and self-attention without a
+positional term are equivariant to the skeleton's symmetries (left <-> right, and any automorphism of the graph),
+so without it the network tells a left wrist from a right one, or a wrist from an ankle, only through the input
+coordinates. On real motion that left the encoder under-fitting (docs/design.md, "Joint identity"); GraFormer and
+MixSTE carry such an embedding too. ``joint_embedding=False`` gives the equivariant network.
+
+Size with the defaults (J = 17, F = 3, D = 128, 4 layers, 4 heads, FFN width 2D): 796,293 parameters (2,176 of
+them the joint embedding) and 28.3 MFLOP per pose (FlopCounterMode, 2 FLOP per multiply-add), against the
+official GCNpose's 654,344 used parameters and 25.2 MFLOP.
 """
 from __future__ import annotations
 
@@ -65,10 +72,11 @@ class FrameContextEncoder(nn.Module):
         heads: attention heads (hidden % heads == 0).
         dropout: in the layers.
         adjacency: A_hat [J, J]; None for the H36M skeleton.
+        joint_embedding: add a learned per-joint vector [J, hidden] after the input convolution (module docstring).
     """
 
     def __init__(self, num_joints: int = 17, in_features: int = 2, hidden: int = 128, num_layers: int = 4,
-                 heads: int = 4, dropout: float = 0.0, adjacency: AdjacencyLike = None):
+                 heads: int = 4, dropout: float = 0.0, adjacency: AdjacencyLike = None, joint_embedding: bool = False):
         super().__init__()
         a = as_adjacency(adjacency)
         if a.shape[0] != num_joints:
@@ -79,6 +87,8 @@ class FrameContextEncoder(nn.Module):
         self.in_features = in_features
         self.hidden = hidden
         self.input_conv = GraphConv(in_features, hidden, a)
+        # Small random start (ViT-style): breaks the symmetry from the first step without swamping the input.
+        self.joint_embed = nn.Parameter(0.02 * torch.randn(num_joints, hidden)) if joint_embedding else None
         self.layers = nn.ModuleList(_GraFormerLayer(hidden, heads, a, dropout) for _ in range(num_layers))
         self.norm = nn.LayerNorm(hidden)
         self.pose_head = GraphConv(hidden, 3, a)
@@ -102,6 +112,8 @@ class FrameContextEncoder(nn.Module):
             raise ValueError(f"FrameContextEncoder: x must have shape [B, {self.num_joints}, {self.in_features}], "
                              f"got {tuple(x.shape)}")
         f = self.input_conv(x)
+        if self.joint_embed is not None:
+            f = f + self.joint_embed
         for layer in self.layers:
             f = layer(f)
         f = self.norm(f)

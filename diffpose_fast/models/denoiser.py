@@ -3,13 +3,21 @@
 g predicts the clean pose x0_hat; the samplers turn it into h_{k-1} (Eq. 8) in closed form (DESIGN.md item 6),
 so this module knows nothing about schedules or samplers.
 
+    c = condition(f_ST, x_2d) = f_ST + joint embedding [J, C] (+ Linear(x_2d) [B, J, C] when inputs_2d > 0)
     h_k [B, J, 3] --GraphConv(3 -> E)--> [B, J, E]
-                   concat f_ST [B, J, C]                          -> v [B, J, E + C]   (E = C = 128: 256)
+                   concat c [B, J, C]                             -> v [B, J, E + C]   (E = C = 128: 256)
                    + f_D^k [B, 1, E + C]  (sinusoidal(k, E) -> Linear -> SiLU -> Linear, broadcast over joints)
                    3 x GCNAttentionBlock(E + C)
                    LayerNorm -> GraphConv(E + C -> 3)              -> out [B, J, 3]
     x0_hat = h_k + out       (residual=True, the default: g predicts the correction to h_k)
     x0_hat = out             (residual=False: g predicts x0 itself)
+
+``condition`` is computed once per batch of frames (it does not depend on k or h_k) and passed to ``forward`` as
+``context``; the fused kernels (``fast.fused_denoiser``) take the same conditioned context, so they need no change
+for it. Joint identity enters through c: with f_ST alone the GCN-attention blocks are equivariant to the
+skeleton's left/right symmetry wherever the encoder's features are (docs/design.md, "Joint identity").
+``x_2d`` are the encoder's own inputs (normalised screen x, y and confidence, [B, J, inputs_2d]): the 2D evidence
+itself, next to what the encoder made of it.
 
 The output GraphConv is zero-initialised, so an untrained g returns x0_hat = h_k (or 0 with residual=False):
 the first updates start from a well-defined output instead of a random pose of metre scale.
@@ -58,11 +66,13 @@ class GCNAttentionDenoiser(nn.Module):
         dropout: in the blocks.
         adjacency: A_hat [J, J]; None for the H36M skeleton.
         residual: predict the correction to h_k (x0_hat = h_k + out, the default) instead of x0 itself.
+        joint_embedding: add a learned per-joint vector [J, context_dim] to the conditioning (``condition``).
+        inputs_2d: width of the 2D input features projected into the conditioning (0: none).
     """
 
     def __init__(self, num_joints: int = 17, context_dim: int = 128, hidden: int = 256, embed_dim: int = 128,
                  num_blocks: int = 3, heads: int = 8, dropout: float = 0.0, adjacency: AdjacencyLike = None,
-                 residual: bool = True):
+                 residual: bool = True, joint_embedding: bool = False, inputs_2d: int = 0):
         super().__init__()
         if hidden != embed_dim + context_dim:
             raise ValueError(f"GCNAttentionDenoiser: hidden must equal embed_dim + context_dim "
@@ -85,6 +95,23 @@ class GCNAttentionDenoiser(nn.Module):
         self.output_conv = GraphConv(hidden, 3, a)
         for p in self.output_conv.parameters():
             nn.init.zeros_(p)
+        self.joint_embed = nn.Parameter(0.02 * torch.randn(num_joints, context_dim)) if joint_embedding else None
+        self.inputs_2d = int(inputs_2d)
+        self.input_2d_proj = nn.Linear(inputs_2d, context_dim) if inputs_2d > 0 else None
+
+    def condition(self, features: torch.Tensor, inputs: torch.Tensor | None = None) -> torch.Tensor:
+        """The conditioning c [B, J, context_dim] from f_ST [B, J, context_dim] and, when the denoiser reads the 2D
+        input (inputs_2d > 0), inputs [B, J, inputs_2d]; f_ST itself when neither option is on."""
+        c = features
+        if self.joint_embed is not None:
+            c = c + self.joint_embed.to(c.dtype)
+        if self.input_2d_proj is not None:
+            if inputs is None or inputs.shape != (*features.shape[:-1], self.inputs_2d):
+                raise ValueError(f"GCNAttentionDenoiser.condition: inputs must have shape "
+                                 f"[{', '.join(map(str, features.shape[:-1]))}, {self.inputs_2d}], got "
+                                 f"{None if inputs is None else tuple(inputs.shape)}")
+            c = c + self.input_2d_proj(inputs.to(c.dtype))
+        return c
 
     def step_embedding(self, k: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """f_D^k [B, 1, hidden] for steps k [B]."""
@@ -95,7 +122,8 @@ class GCNAttentionDenoiser(nn.Module):
 
         Args:
             h_k: [B, J, 3] noisy poses at step k (metres, root-relative).
-            context: [B, J, context_dim] f_ST from the (frozen) context encoder.
+            context: [B, J, context_dim] the conditioning ``condition(f_ST, x_2d)`` (f_ST from the frozen context
+                encoder).
             k: [B] integer steps, or an int for the whole batch.
 
         Returns:

@@ -8,6 +8,8 @@ so a file either holds a complete checkpoint or does not exist. Tensors (safeten
     ema.<name>        EMA weights
     opt.<i>.<key>     the optimiser state of parameter i (Adam moments, step)
     hk.<name>         the training depth histogram (when fitted)
+    raw.<name>        the raw (non-EMA) weights of the context encoders frozen so far (the model holds their EMA
+                      weights), so the saved model's "weights" are the raw ones after a resume too
 JSON (the safetensors header's metadata, key "diffpose_fast"): format and version, stage, next step, the run
 description and its SHA-256 (config, seed, batch size, steps per stage, frames and a hash of the training data),
 the optimiser's param groups, the LR scheduler state, the loss history, and the SHA-256 of all tensor bytes.
@@ -105,7 +107,8 @@ def _optimizer_split(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], di
 def save_checkpoint(folder: str | Path, *, stage: str, next_step: int, global_step: int, run: dict[str, Any],
                     model_state: dict[str, torch.Tensor], ema_state: dict[str, torch.Tensor],
                     optimizer: Optional[torch.optim.Optimizer], scheduler, losses: dict[str, list[float]],
-                    histogram: Optional[dict[str, torch.Tensor]], keep: Optional[int] = None) -> Path:
+                    histogram: Optional[dict[str, torch.Tensor]], keep: Optional[int] = None,
+                    raw_state: Optional[dict[str, torch.Tensor]] = None) -> Path:
     """Write one checkpoint atomically; then delete all but the newest ``keep`` (default KEEP_CHECKPOINTS)."""
     from safetensors.torch import save
 
@@ -119,6 +122,7 @@ def save_checkpoint(folder: str | Path, *, stage: str, next_step: int, global_st
         tensors.update(opt_tensors)
     if histogram is not None:
         tensors.update({f"hk.{k}": v for k, v in histogram.items()})
+    tensors.update({f"raw.{k}": v for k, v in (raw_state or {}).items()})
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "stage": stage, "next_step": int(next_step),
             "global_step": int(global_step), "run": run, "run_sha256": run_sha256(run), "optimizer": opt_meta,

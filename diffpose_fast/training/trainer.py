@@ -1,8 +1,10 @@
 """The two training stages of the paper (Sec. 4.4, 5):
 
 stage 1  the context encoder phi_ST learns x, y, z (MPJPE) and its own depth spread (Gaussian likelihood);
-         its EMA weights are then frozen.
-stage 2  per batch: H_K from the frozen encoder -> GMM by EM (Eq. 6) -> one component and one eps^G per
+         its EMA weights are then frozen. With K = config.context_folds > 1, K encoders are trained one after
+         the other, encoder k on the frames outside fold k (``folds``), then a per-joint factor on the depth
+         sigma is fitted on their out-of-fold residuals (``calibrate_depth_sigma``).
+stage 2  per batch: H_K from the frozen encoder (for K > 1: each frame's out-of-fold encoder) -> GMM by EM (Eq. 6) -> one component and one eps^G per
          hypothesis set -> h_k by Eq. 7 at a uniformly drawn k -> g predicts h_0 -> Eq. 9 (x0 form).
 
 Randomness never comes from one global stream. The order of samples is derived from (seed, stage, epoch); every
@@ -99,12 +101,44 @@ def _augment(frames: FrameSet, flip_u: torch.Tensor, enabled: bool) -> FrameSet:
 
 
 def run_description(config, seed: int, frames: FrameSet, context_steps: int, diffusion_steps: int,
-                    batch_size: int) -> dict[str, Any]:
+                    batch_size: int, folds: Optional[torch.Tensor] = None) -> dict[str, Any]:
     """What must be equal for a checkpoint to continue a run (checked field by field on resume)."""
-    return {"config": config.to_dict(), "seed": int(seed), "batch_size": int(batch_size),
-            "context_steps": int(context_steps), "diffusion_steps": int(diffusion_steps), "frames": len(frames),
-            "data_sha256": data_sha256(frames.inputs, frames.keypoints, frames.confidence, frames.image_size,
-                                       frames.poses, frames.heatmaps, frames.boxes)}
+    run = {"config": config.to_dict(), "seed": int(seed), "batch_size": int(batch_size),
+           "context_steps": int(context_steps), "diffusion_steps": int(diffusion_steps), "frames": len(frames),
+           "data_sha256": data_sha256(frames.inputs, frames.keypoints, frames.confidence, frames.image_size,
+                                      frames.poses, frames.heatmaps, frames.boxes)}
+    if folds is not None and config.context_folds > 1:
+        run["folds_sha256"] = data_sha256(folds)
+    return run
+
+
+def encoder_prefix(fold: int) -> str:
+    """The state-dict prefix of fold ``fold``'s encoder in a DiffPoseModel."""
+    return "encoder." if fold == 0 else f"extra_encoders.{fold - 1}."
+
+
+@torch.no_grad()
+def calibrate_depth_sigma(model: DiffPoseModel, frames: FrameSet, folds: torch.Tensor, device,
+                          chunk: int = 2048) -> torch.Tensor:
+    """Per-joint factor [J] on the encoders' depth sigma: the RMS of the out-of-fold standardised depth residual
+    (z_hat - z) / sigma over every training frame, each seen by the encoder that did not train on it (so the
+    factor measures how over-confident the in-sample likelihood made sigma on new frames). Root: 1."""
+    from ..pipeline import LOG_SIGMA_Z_RANGE
+
+    j = frames.poses.shape[1]
+    total = torch.zeros(j, dtype=torch.float64)
+    count = 0
+    for lo in range(0, len(frames), chunk):
+        idx = torch.arange(lo, min(len(frames), lo + chunk))
+        batch = frames.index(idx).to(device)
+        ctx = model.encode_out_of_fold(batch, folds[idx])
+        sigma = ctx.log_sigma_z.clamp(*LOG_SIGMA_Z_RANGE).exp()
+        r = (ctx.pose[..., 2] - batch.poses[..., 2]) / sigma
+        total += (r.double() ** 2).sum(0).cpu()
+        count += len(idx)
+    scale = (total / max(count, 1)).sqrt()
+    scale[0] = 1.0
+    return torch.where(torch.isfinite(scale) & (scale > 0), scale, torch.ones_like(scale)).float()
 
 
 def diffusion_batch_loss(model: DiffPoseModel, denoiser, batch: FrameSet, context, noise: StepNoise, backend: str,
@@ -124,7 +158,7 @@ def diffusion_batch_loss(model: DiffPoseModel, denoiser, batch: FrameSet, contex
         h0 = batch.poses[:, None].expand(b, sets, j, 3).reshape(b * sets, j, 3)
         k = noise.k.reshape(-1).to(device)
         h_k = gmm_forward(h0, mu.reshape(b * sets, j, 3), eps.reshape(b * sets, j, 3), k, model.schedule)
-        features = context.features.repeat_interleave(sets, 0)
+    features = model.conditioning(batch, context).repeat_interleave(sets, 0)  # trains the denoiser's embedding
     x0_hat = denoiser(h_k, features, k)
     return diffusion_loss(x0_hat, h0, k, model.schedule, cfg.loss_weighting)
 
@@ -152,6 +186,10 @@ class Trainer:
         self.keep_checkpoints = keep_checkpoints
         self.ema = EMA(model, self.config.ema_decay)
         self.losses: dict[str, list[float]] = {"context": [], "diffusion": []}
+        # the raw (non-EMA) weights of frozen encoders, by state-dict name: the encoder modules hold the EMA
+        # weights from the end of stage 1 on, and the raw ones are saved beside them ("weights")
+        self.raw_encoders: dict[str, torch.Tensor] = {}
+        self.folds: Optional[torch.Tensor] = None
         self.run: Optional[dict[str, Any]] = None
         self._steps = {"context": 0, "diffusion": 0}
         self._last_saved: Optional[int] = None
@@ -162,11 +200,22 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------- driver
     def fit(self, frames: FrameSet, context_steps: int, diffusion_steps: int, batch_size: int,
-            resume: Optional[TrainingCheckpoint] = None) -> dict[str, list[float]]:
-        """Both stages, from the start or from ``resume``; returns the per-step losses of each stage."""
-        self._steps = {"context": context_steps, "diffusion": diffusion_steps}
+            resume: Optional[TrainingCheckpoint] = None, folds: Optional[torch.Tensor] = None) -> dict[str, list[float]]:
+        """Both stages, from the start or from ``resume``; returns the per-step losses of each stage.
+
+        context_steps: optimiser steps per context encoder (stage 1 runs K x context_steps for K folds);
+        folds: [F] fold of every frame (``training.folds.assign_folds``; None: all in fold 0, needs K = 1).
+        """
+        k_folds = len(self.model.encoders)
+        if folds is None:
+            if k_folds > 1:
+                raise ValueError("Trainer.fit: context_folds > 1 needs the folds of the frames")
+            folds = torch.zeros(len(frames), dtype=torch.long)
+        self.folds = folds
+        self._steps = {"context": k_folds * context_steps, "diffusion": diffusion_steps}
         if self.checkpoint_dir is not None or resume is not None:
-            self.run = run_description(self.config, self.seed, frames, context_steps, diffusion_steps, batch_size)
+            self.run = run_description(self.config, self.seed, frames, context_steps, diffusion_steps, batch_size,
+                                       folds)
         stage, start = "context", 0
         if resume is not None:
             resume.check_run(self.run)
@@ -191,6 +240,7 @@ class Trainer:
         self.model.load_state_dict(model_state)
         self.ema.load_state_dict(ema_state)
         self.model.depth_histogram = histogram
+        self.raw_encoders = {k: v.clone() for k, v in ckpt.group("raw").items()}
 
     def _restore_optimizer(self, ckpt: TrainingCheckpoint, opt, sched) -> None:
         from ..persistence import CheckpointError
@@ -216,7 +266,7 @@ class Trainer:
         save_checkpoint(self.checkpoint_dir, stage=stage, next_step=done, global_step=g, run=self.run,
                         model_state=self.model.state_dict(), ema_state=self.ema.state_dict(), optimizer=opt,
                         scheduler=sched, losses=self.losses, histogram=None if hist is None else hist.state_dict(),
-                        keep=self.keep_checkpoints)
+                        keep=self.keep_checkpoints, raw_state=self.raw_encoders)
         self._last_saved = g
 
     def _step_begin(self, stage: str, step: int, idx: torch.Tensor) -> tuple[int, int, torch.Generator]:
@@ -226,7 +276,9 @@ class Trainer:
         return lo, hi, derived_generator(self.seed, stage, step)
 
     def _optimise(self, stage: str, step: int, loss: torch.Tensor, weight: float, params, opt, sched) -> float:
-        """Backward of the local loss scaled so DDP's average is the global mean; clip, step, EMA; the global loss."""
+        """Backward of the local loss scaled so DDP's average is the global mean; clip, step, EMA; the global loss.
+
+        step: the step within the network being trained (the EMA warm-up restarts for every network)."""
         cfg = self.config
         scaled = loss if not self.dist.enabled else loss * (weight * self.dist.world_size)
         opt.zero_grad(set_to_none=True)
@@ -243,48 +295,78 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ stage 1
     def train_context(self, frames: FrameSet, total_steps: int, batch_size: int, start_step: int = 0,
                       resume: Optional[TrainingCheckpoint] = None) -> list[float]:
+        """Stage 1. total_steps: steps of each of the K encoders; ``start_step`` counts over all of them (encoder
+        k runs stage steps [k n, (k + 1) n))."""
         cfg = self.config
         model = self.model
+        k_folds = len(model.encoders)
+        folds = self.folds if self.folds is not None else torch.zeros(len(frames), dtype=torch.long)
         if resume is None:
             model.depth_histogram = DepthHistogram.fit(frames.poses, cfg.z_histogram_bins)
-        params = list(model.encoder.parameters())
-        for p in params:  # a second fit() continues training an encoder that the first one froze
-            p.requires_grad_(True)
-        opt = torch.optim.AdamW(params, lr=cfg.context_lr, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine_lr(total_steps))
-        if resume is not None:
-            self._restore_optimizer(resume, opt, sched)
-        model.encoder.train()
-        encoder = dist_utils.wrap(model.encoder, self.dist, find_unused_parameters=cfg.z_nll_weight == 0)
+        n = total_steps
+        first = min(start_step // n, k_folds) if n > 0 else k_folds
+        for k in range(first):  # finished before the checkpoint: frozen (their EMA weights) in the saved model
+            self._freeze_encoder(k)
         losses = self.losses["context"]
-        with self._bar(total_steps, start_step, "stage 1: context encoder") as bar:
-            for step, idx in batch_indices(len(frames), batch_size, self.seed, "context", start_step, total_steps):
-                lo, hi, gen = self._step_begin("context", step, idx)
-                noise = context_noise(len(idx), gen)
-                weight = (hi - lo) / len(idx)
-                if hi == lo:  # more ranks than samples: take part in the gradient average with zero weight
-                    lo, hi, weight = 0, 1, 0.0
-                batch = _augment(frames.index(idx[lo:hi]), noise.flip_u[lo:hi], cfg.flip_augment).to(self.device)
-                out = encoder(batch.inputs)
-                loss = mpjpe_loss(out.pose, batch.poses)
-                if cfg.z_nll_weight > 0:
-                    loss = loss + cfg.z_nll_weight * depth_nll_loss(out.pose[..., 2], out.log_sigma_z,
-                                                                    batch.poses[..., 2])
-                losses.append(self._optimise("context", step, loss, weight, params, opt, sched))
-                self._maybe_save("context", step + 1, opt, sched, stage_end=False)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-                bar.update(1)
-        self._maybe_save("context", total_steps, opt, sched, stage_end=True)
-        # Freeze the averaged encoder: stage 2 and inference condition on it.
-        encoder_state = {k[len("encoder."):]: v for k, v in self.ema.shadow.items() if k.startswith("encoder.")}
-        model.encoder.load_state_dict(encoder_state)
-        self._freeze_encoder()
+        with self._bar(k_folds * n, start_step, "stage 1: context encoder") as bar:
+            for k in range(first, k_folds):
+                encoder = model.encoders[k]
+                subset = (torch.arange(len(frames)) if k_folds == 1
+                          else torch.nonzero(folds != k).flatten())
+                params = list(encoder.parameters())
+                for p in params:  # a second fit() continues training an encoder that the first one froze
+                    p.requires_grad_(True)
+                opt = torch.optim.AdamW(params, lr=cfg.context_lr, weight_decay=cfg.weight_decay)
+                sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine_lr(n))
+                local_start = start_step - k * n if k == first else 0
+                if resume is not None and k == first and local_start > 0:
+                    self._restore_optimizer(resume, opt, sched)
+                encoder.train()
+                wrapped = dist_utils.wrap(encoder, self.dist, find_unused_parameters=cfg.z_nll_weight == 0)
+                # fold 0 draws the batch order of the single-encoder run; fold k > 0 a stream of its own
+                order_seed = self.seed if k == 0 else derived_seed(self.seed, "context", -7_000_003 * k)
+                for step, idx in batch_indices(len(subset), batch_size, order_seed, "context", local_start, n):
+                    g = k * n + step
+                    lo, hi, gen = self._step_begin("context", g, idx)
+                    idx = subset[idx]
+                    noise = context_noise(len(idx), gen)
+                    weight = (hi - lo) / len(idx)
+                    if hi == lo:  # more ranks than samples: take part in the gradient average with zero weight
+                        lo, hi, weight = 0, 1, 0.0
+                    batch = _augment(frames.index(idx[lo:hi]), noise.flip_u[lo:hi], cfg.flip_augment).to(self.device)
+                    out = wrapped(batch.inputs)
+                    loss = mpjpe_loss(out.pose, batch.poses)
+                    if cfg.z_nll_weight > 0:
+                        loss = loss + cfg.z_nll_weight * depth_nll_loss(out.pose[..., 2], out.log_sigma_z,
+                                                                        batch.poses[..., 2])
+                    losses.append(self._optimise("context", step, loss, weight, params, opt, sched))
+                    bar.set_postfix(loss=f"{losses[-1]:.4f}", encoder=f"{k + 1}/{k_folds}")
+                    bar.update(1)
+                    if step + 1 < n:
+                        self._maybe_save("context", g + 1, opt, sched, stage_end=False)
+                # Freeze the averaged encoder (stage 2 and inference condition on it), keeping its raw weights.
+                prefix = encoder_prefix(k)
+                self.raw_encoders.update({prefix + name: v.detach().clone() for name, v in encoder.state_dict().items()})
+                self._freeze_encoder(k)
+                self._maybe_save("context", (k + 1) * n, opt, sched, stage_end=k == k_folds - 1)
+        if k_folds > 1:
+            scale = calibrate_depth_sigma(model, frames, folds, self.device)
+            model.depth_sigma_scale.copy_(scale.to(model.depth_sigma_scale.device))
+            self.ema.shadow["depth_sigma_scale"].copy_(model.depth_sigma_scale)
         return losses
 
-    def _freeze_encoder(self) -> None:
-        self.model.encoder.eval()
-        for p in self.model.encoder.parameters():
-            p.requires_grad_(False)
+    def _freeze_encoder(self, fold: Optional[int] = None) -> None:
+        """Load encoder ``fold``'s EMA weights into it and freeze it; None: freeze every encoder as it is."""
+        folds = range(len(self.model.encoders)) if fold is None else [fold]
+        for k in folds:
+            encoder = self.model.encoders[k]
+            if fold is not None:
+                prefix = encoder_prefix(k)
+                encoder.load_state_dict({name[len(prefix):]: v for name, v in self.ema.shadow.items()
+                                         if name.startswith(prefix)})
+            encoder.eval()
+            for p in encoder.parameters():
+                p.requires_grad_(False)
 
     # ------------------------------------------------------------------------------------------ stage 2
     def train_diffusion(self, frames: FrameSet, total_steps: int, batch_size: int, backend: str = "auto",
@@ -311,7 +393,8 @@ class Trainer:
                 noise = noise.rows(lo, hi)
                 batch = _augment(frames.index(idx[lo:hi]), noise.flip_u, cfg.flip_augment).to(self.device)
                 with torch.no_grad():
-                    context = model.encode(batch)
+                    context = model.encode_out_of_fold(batch, self.folds[idx[lo:hi]] if self.folds is not None
+                                                       else torch.zeros(hi - lo, dtype=torch.long))
                 loss = diffusion_batch_loss(model, denoiser, batch, context, noise, backend, self.device)
                 losses.append(self._optimise("diffusion", step, loss, weight, params, opt, sched))
                 self._maybe_save("diffusion", step + 1, opt, sched, stage_end=False)

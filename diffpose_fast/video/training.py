@@ -119,6 +119,7 @@ class VideoTrainer:
         self.consistency_weight = float(consistency_weight)
         self.flip_test = bool(flip_test)
         self.ema = EMA(model, self.config.ema_decay)
+        self.raw_encoders: dict[str, torch.Tensor] = {}  # the encoder's raw weights once its EMA is frozen in
 
     def fit(self, frames: FrameSet, context_steps: int, diffusion_steps: int, batch_size: int,
             resume=None) -> dict[str, list[float]]:
@@ -177,6 +178,7 @@ class VideoTrainer:
                 losses.append(self._optimise(step, loss, params, opt, sched))
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")
                 bar.update(1)
+        self.raw_encoders = {f"encoder.{k}": v.detach().clone() for k, v in model.encoder.state_dict().items()}
         encoder_state = {k[len("encoder."):]: v for k, v in self.ema.shadow.items() if k.startswith("encoder.")}
         model.encoder.load_state_dict(encoder_state)
         model.encoder.eval()
