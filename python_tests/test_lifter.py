@@ -215,3 +215,26 @@ def test_a_second_fit_continues_training(data):
     history = lifter.fit(data[0], context_steps=3, diffusion_steps=2, progress=False)
     assert len(history["context"]) == 3
     assert any(not torch.equal(before[k], v) for k, v in lifter.model.encoder.state_dict().items())
+
+
+def test_loads_a_folder_saved_before_joint_embeddings_and_folds(tmp_path, data):
+    """A model folder written before the joint embeddings, encoder dropout, 2D conditioning, folds and the depth
+    calibration existed (its config lacks those keys, its weights lack depth_sigma_scale) loads as the network it
+    was, not as today's defaults, and predicts what that network predicts."""
+    from diffpose_fast.config import LEGACY_VALUES
+    from diffpose_fast.persistence import save_folder
+
+    old = DiffPoseLifter(seed=3, encoder_joint_embedding=False, denoiser_joint_embedding=False,
+                         denoiser_2d_input=False, encoder_dropout=0.0, **TINY)
+    old.fit(data[0], context_steps=3, diffusion_steps=3, progress=False)
+    config = {k: v for k, v in old.config.to_dict().items() if k not in LEGACY_VALUES}
+    state = {k: v for k, v in old.model.state_dict().items() if k != "depth_sigma_scale"}
+    save_folder(tmp_path / "old", config, {"weights_ema": state, "weights": state},
+                extra={"seed": 3, "trained": True, "spread_scale": 1.0})
+    back = DiffPoseLifter.load(tmp_path / "old")
+    assert not back.config.encoder_joint_embedding and not back.config.denoiser_joint_embedding
+    assert back.config.context_folds == 1 and back.config.encoder_dropout == TINY.get("dropout", 0.0)
+    assert back.model.encoder.joint_embed is None and back.model.denoiser.joint_embed is None
+    seq = data[1][0]
+    np.testing.assert_array_equal(back.predict(seq).samples, old.predict(seq).samples)
+    assert LifterConfig().encoder_joint_embedding  # today's default differs: the legacy values were needed
