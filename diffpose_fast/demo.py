@@ -9,7 +9,7 @@ from ``data.synthetic.generate_sequences`` (synthetic motion seen by real Human3
 2D noise); the training and held-out sets use different seeds, so they share no subject or motion.
 
 The output folder holds: ``model/`` (a ``DiffPoseLifter.save`` folder), ``demo.png`` (one held-out frame: 2D
-input beside the 3D hypotheses, their mean and per-joint spread), ``demo.gif`` and ``demo.mp4`` (the same
+input beside the 3D hypotheses, their mean and per-joint spread, and the ground truth), ``demo.gif`` and ``demo.mp4`` (the same
 sequence animated), ``heldout.npz`` / ``heldout.json`` / ``heldout.bvh`` (that sequence's lifted motion) and
 ``results.json`` (the settings, the error table and the timings).
 """
@@ -183,6 +183,7 @@ def run_demo(out: str | os.PathLike = "diffpose_demo", settings: Optional[DemoSe
     gt_err = float(np.linalg.norm(res.poses_3d[frame] - seq.root_relative_poses()[frame], axis=-1).mean() * 1000)
     fig, _, _ = save_pose_png(out / "demo.png", seq.keypoints_2d[frame], res.poses_3d[frame], res.samples[:, frame],
                               res.std[frame], seq.image_size, confidence=seq.confidence[frame],
+                              ground_truth=seq.root_relative_poses()[frame],
                               title=f"held-out '{seq.action}', frame {frame}: DDIM {s.sampling_steps} steps, "
                                     f"MPJPE {gt_err:.0f} mm")
     files["png"] = str(out / "demo.png")

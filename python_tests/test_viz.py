@@ -84,3 +84,20 @@ def test_animation_without_any_pose_raises(seq):
     mean, samples, std = _result(seq)
     with pytest.raises(ValueError, match="no frame"):
         render_animation([], seq.keypoints_2d, mean * np.nan, samples, std, seq.image_size, progress=False)
+
+
+def test_ground_truth_is_drawn_in_red_beside_the_answer(tmp_path, seq):
+    mean, samples, std = _result(seq)
+    t = 1
+    gt = seq.root_relative_poses()[t] + np.array([0.3, 0.0, 0.0])  # shifted so it does not hide under the mean
+    _, _, ax3 = save_pose_png(tmp_path / "g.png", seq.keypoints_2d[t], mean[t], samples[:, t], std[t],
+                              seq.image_size, ground_truth=gt)
+    red = [ln for ln in ax3.get_lines() if to_rgb(ln.get_color()) == (1.0, 0.0, 0.0) and ln.get_linestyle() == "--"]
+    assert len(red) == 16  # one dashed red line per bone
+    xs = np.concatenate([ln.get_data_3d()[0] for ln in red])
+    np.testing.assert_allclose(np.sort(np.unique(np.round(xs, 9))), np.sort(np.unique(np.round(gt[:, 0], 9))))
+    img = iio.imread(tmp_path / "g.png")[..., :3].astype(int)
+    assert (np.abs(img - [255, 0, 0]).sum(-1) < 60).sum() > 50  # red pixels in the file
+    _, _, ax_plain = save_pose_png(tmp_path / "p.png", seq.keypoints_2d[t], mean[t], samples[:, t], std[t],
+                                   seq.image_size)
+    assert not [ln for ln in ax_plain.get_lines() if ln.get_linestyle() == "--"]

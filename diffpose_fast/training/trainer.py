@@ -17,6 +17,7 @@ backend), and W DistributedDataParallel processes draw what one process draws (`
 from __future__ import annotations
 
 import math
+import contextlib
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
@@ -192,9 +193,15 @@ class Trainer:
         self.folds: Optional[torch.Tensor] = None
         self.run: Optional[dict[str, Any]] = None
         self._steps = {"context": 0, "diffusion": 0}
+        self._run_bar = None
         self._last_saved: Optional[int] = None
 
     def _bar(self, total: int, initial: int, desc: str):
+        """The progress bar of a stage: within ``fit`` one bar runs over both stages (its time left is the whole
+        run's), with the stage in its description and the latest loss beside it."""
+        if self._run_bar is not None:
+            self._run_bar.set_description(desc)
+            return contextlib.nullcontext(self._run_bar)
         return tqdm(total=total, initial=initial, desc=desc, disable=not self.progress, leave=False,
                     dynamic_ncols=True)
 
@@ -224,11 +231,16 @@ class Trainer:
             self.losses = resume.losses
             self._last_saved = resume.global_step
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        done = start if stage == "context" else self._steps["context"] + start
+        total = self._steps["context"] + diffusion_steps
+        with torch.random.fork_rng(devices=devices), tqdm(total=total, initial=done, disable=not self.progress,
+                                                          leave=False, dynamic_ncols=True, unit="step") as bar:
+            self._run_bar = bar
             if stage == "context":
                 self.train_context(frames, context_steps, batch_size, start, resume)
                 start, resume = 0, None
             self.train_diffusion(frames, diffusion_steps, batch_size, self.backend, start, resume)
+        self._run_bar = None
         return self.losses
 
     def _restore(self, ckpt: TrainingCheckpoint) -> None:

@@ -84,10 +84,18 @@ def _to_plot(p: np.ndarray) -> np.ndarray:
 
 
 def draw_pose_3d(ax, mean: np.ndarray, samples: Optional[np.ndarray] = None, std: Optional[np.ndarray] = None,
-                 radius: float = 0.9, std_max_mm: Optional[float] = None, title: str = "3D (m)"):
+                 radius: float = 0.9, std_max_mm: Optional[float] = None, title: str = "3D (m)",
+                 ground_truth: Optional[np.ndarray] = None):
     """Draw a root-relative pose [17, 3] (metres, camera frame) bold, the hypotheses [N, 17, 3] faint, and the
-    per-joint spread std [17] (metres) as dot colour and size. Returns the scatter (for a colour bar)."""
+    per-joint spread std [17] (metres) as dot colour and size; ``ground_truth`` [17, 3] (root-relative metres),
+    when given, in red dashes beside them (the paper's Fig. 3 convention). Returns the scatter (for a colour
+    bar)."""
     m = _to_plot(mean)
+    if ground_truth is not None:
+        g = _to_plot(ground_truth)
+        for k, (p, c) in enumerate(EDGES):
+            ax.plot(g[[p, c], 0], g[[p, c], 1], g[[p, c], 2], color="red", linewidth=1.6, linestyle="--",
+                    label="ground truth" if k == 0 else None)
     if samples is not None and len(samples) > 1:
         alpha = max(0.08, min(0.35, 1.5 / len(samples)))
         for s in _to_plot(samples):
@@ -116,10 +124,11 @@ def draw_pose_3d(ax, mean: np.ndarray, samples: Optional[np.ndarray] = None, std
 def pose_figure(keypoints_2d: np.ndarray, mean: np.ndarray, samples: Optional[np.ndarray], std: Optional[np.ndarray],
                 image_size: Sequence[float], box: Optional[Sequence[float]] = None, confidence=None,
                 title: Optional[str] = None, std_max_mm: Optional[float] = None, size_in=(10.0, 5.0),
-                dpi: int = 80, colorbar: bool = True):
+                dpi: int = 80, colorbar: bool = True, ground_truth: Optional[np.ndarray] = None):
     """A Figure (Agg canvas) with the 2D input left and the 3D result right, for one frame.
 
-    keypoints_2d [17, 2] px; mean [17, 3] m; samples [N, 17, 3] m or None; std [17] m or None.
+    keypoints_2d [17, 2] px; mean [17, 3] m; samples [N, 17, 3] m or None; std [17] m or None; ground_truth
+    [17, 3] root-relative m or None (drawn in red dashes in the 3D view).
     Returns (figure, ax_2d, ax_3d).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -133,8 +142,9 @@ def pose_figure(keypoints_2d: np.ndarray, mean: np.ndarray, samples: Optional[np
     box = crop_box(keypoints_2d, image_size) if box is None else box
     draw_pose_2d(ax2, keypoints_2d, box, confidence)
     n = 0 if samples is None else len(samples)
-    sc = draw_pose_3d(ax3, mean, samples, std, std_max_mm=std_max_mm,
-                      title=f"3D: mean of N={n} hypotheses (bold), hypotheses (faint)" if n > 1 else "3D (m)")
+    label = f"3D: mean of N={n} hypotheses (bold), hypotheses (faint)" if n > 1 else "3D (m)"
+    sc = draw_pose_3d(ax3, mean, samples, std, std_max_mm=std_max_mm, ground_truth=ground_truth,
+                      title=label + (", ground truth (red dashes)" if ground_truth is not None else ""))
     if colorbar:
         cax = fig.add_axes((0.93, 0.20, 0.012, 0.55))
         cb = fig.colorbar(sc, cax=cax)
