@@ -90,3 +90,140 @@ def test_numpy1_module_names_and_protocol2_pickles():
             got = safe_unpickle(data)
             np.testing.assert_array_equal(got["a"], obj["a"])
             assert got["b"] == [b"raw", 3]
+
+
+# --- hostile pickles that reach numpy's own __setstate__ (the outside attack's segfault) ---------------------
+
+class _ForgedDtype:
+    """Pickles as numpy.dtype(name) followed by a hand-written __setstate__ state."""
+
+    def __init__(self, name, state):
+        self.name, self.state = name, state
+
+    def __reduce__(self):
+        return (np.dtype, (self.name, False, True), self.state)
+
+
+class _ForgedArray:
+    """Pickles as numpy's _reconstruct(ndarray) followed by a hand-written array state."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def __reduce__(self):
+        from numpy._core.multiarray import _reconstruct
+        return (_reconstruct, (np.ndarray, (0,), b"b"), self.state)
+
+
+def _write_object_npz(path, payload, shape):
+    """An .npz whose member x.npy has an object-dtype header of ``shape`` and ``payload`` pickled as its body."""
+    import io
+    import pickle
+    import zipfile
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": shape})
+    buf.write(pickle.dumps(payload, protocol=3))
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x.npy", buf.getvalue())
+
+
+def test_object_dtype_without_reference_flags_is_refused_in_a_fresh_process(tmp_path):
+    """A dtype 'O' whose state clears its reference flags turns raw bytes into object pointers: numpy itself
+    segfaults on the first access. The reader must refuse it (run in a child so a crash fails the test)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "crash.npz"
+    forged = _ForgedDtype("O8", (3, "|", None, None, None, -1, -1, 0))
+    _write_object_npz(path, _ForgedArray((1, (2,), forged, False, b"\x41" * 16)), (2,))
+    code = ("import sys\nfrom diffpose_fast.data.safe_npz import load_npz, UnsafePickleError\n"
+            "try:\n    out = load_npz(sys.argv[1]); print(repr(out['x'][0]))\n"
+            "except UnsafePickleError as exc:\n    print('refused:', exc)\n")
+    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, f"child died with {run.returncode}: {run.stderr[-500:]}"
+    assert run.stdout.startswith(f"refused: {path}[x]: refusing an object array"), run.stdout
+
+
+@pytest.mark.parametrize("name, state, match", [
+    ("f8", (3, "<", None, ("a",), {"a": (None, 0)}, 8, 1, 0), "structured"),
+    ("f8", (3, "<", (None, (2,)), None, None, -1, -1, 0), "structured or sub-array"),
+    ("f8", (3, "!", None, None, None, -1, -1, 0), "byte order"),
+    ("f8", "not a tuple", "malformed numpy dtype state"),
+    ("V8", (3, "|", None, None, None, -1, -1, 0), "refusing numpy dtype 'V8'"),
+    ("M8[ns]", (3, "<", None, None, None, -1, -1, 0), "refusing numpy dtype"),
+])
+def test_forged_dtype_states_are_refused(name, state, match):
+    import pickle
+
+    from diffpose_fast.data.safe_npz import safe_unpickle
+
+    blob = pickle.dumps(_ForgedArray((1, (1,), _ForgedDtype(name, state), False, b"\x00" * 8)), protocol=2)
+    with pytest.raises(UnsafePickleError, match=match):
+        safe_unpickle(blob)
+
+
+@pytest.mark.parametrize("state, match", [
+    ((1, (3,), "DTYPE", False, b"\x00" * 16), "expected 24 bytes"),         # data shorter than the shape
+    ((1, (-1,), "DTYPE", False, b""), "shape"),
+    ((1, (1 << 20, 1 << 20), "DTYPE", False, b""), "limit"),
+    ((1, (2,), "not a dtype", False, b"\x00" * 16), "dtype"),
+    ((1, (0,), "DTYPE", False, b"", "extra"), "malformed numpy array state"),
+    ((1, (2,)), "malformed numpy array state"),
+])
+def test_forged_array_states_are_refused(state, match):
+    import pickle
+
+    from diffpose_fast.data.safe_npz import safe_unpickle
+
+    f8 = _ForgedDtype("f8", (3, "<", None, None, None, -1, -1, 0))
+    state = tuple(f8 if part == "DTYPE" else part for part in state)
+    with pytest.raises(UnsafePickleError, match=match):
+        safe_unpickle(pickle.dumps(_ForgedArray(state), protocol=2))
+
+
+def test_truncated_and_deeply_nested_pickles_are_refused():
+    import pickle
+
+    from diffpose_fast.data.safe_npz import safe_unpickle
+
+    blob = pickle.dumps({"a": np.arange(5.0)}, protocol=3)
+    with pytest.raises(UnsafePickleError, match="malformed pickle"):
+        safe_unpickle(blob[: len(blob) // 2])
+    # 100,000 nested lists: pickle builds them without recursion; reading them back must not overflow
+    deep = b"\x80\x02" + b"]" * 100_000 + b"a" * 99_999 + b"."
+    with pytest.raises(UnsafePickleError, match="nested too deeply"):
+        safe_unpickle(deep)
+
+
+def test_plain_data_in_every_allowed_dtype_round_trips():
+    import pickle
+
+    from diffpose_fast.data.safe_npz import safe_unpickle
+
+    rng = np.random.default_rng(7)
+    arrays = [rng.normal(size=(3, 4)).astype(d) for d in ("<f4", ">f8", "<f2", "c16")]
+    arrays += [rng.integers(-100, 100, size=5).astype(d) for d in ("i1", ">i2", "u4", "<i8")]
+    arrays += [rng.random(4) > 0.5, np.array(["ab", "cde"]), np.array([b"x", b"yz"]),
+               np.asfortranarray(rng.normal(size=(2, 3)))]
+    shared = np.arange(3.0)
+    obj = {"arrays": arrays, "shared": [shared, shared], "scalars": (np.float32(1.5), np.int16(-3)),
+           "objects": np.array([{"k": np.ones(2)}, [1, 2]], dtype=object)}
+    for protocol in (2, 3, 4):
+        got = safe_unpickle(pickle.dumps(obj, protocol=protocol))
+        for a, b in zip(got["arrays"], arrays):
+            assert a.dtype == b.dtype and a.flags.f_contiguous == b.flags.f_contiguous
+            np.testing.assert_array_equal(a, b)
+        assert got["shared"][0] is got["shared"][1]
+        assert got["scalars"] == (1.5, -3) and got["scalars"][0].dtype == np.float32
+        np.testing.assert_array_equal(got["objects"][0]["k"], np.ones(2))
+        assert got["objects"][1] == [1, 2]
+
+
+def test_empty_arrays_round_trip_in_protocol_2():
+    import pickle
+
+    from diffpose_fast.data.safe_npz import safe_unpickle
+
+    got = safe_unpickle(pickle.dumps({"e": np.zeros((0, 17, 3), np.float32), "b": b""}, protocol=2))
+    assert got["e"].shape == (0, 17, 3) and got["e"].dtype == np.float32 and got["b"] == b""
