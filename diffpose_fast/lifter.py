@@ -330,7 +330,7 @@ class DiffPoseLifter:
             raise CheckpointError(f"load: the config in {str(path)!r} is invalid ({exc})") from None
         for needed in ("weights_ema", "weights"):
             if needed not in tensors:
-                raise CheckpointError(f"load: {needed}.safetensors is missing from {str(path)!r}")
+                raise CheckpointError(f"load: the {needed} file is missing from {str(path)!r}")
         lifter = cls(mode=config.mode, device=device, seed=int(meta.get("seed", 0)), config=config)
         for group in ("weights_ema", "weights"):  # folders written before the depth calibration existed
             tensors[group].setdefault("depth_sigma_scale", torch.ones_like(lifter.model.depth_sigma_scale))

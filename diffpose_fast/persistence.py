@@ -1,13 +1,18 @@
 """Saving and loading a trained model as a folder, without pickle.
 
-    config.json            {"format": "diffpose_fast", "format_version": 1, "config": {...}, "seed": int,
-                            "files": {name: sha256}}   -- written last: its presence marks a complete save
-    weights.safetensors    raw weights (encoder + denoiser)
-    weights_ema.safetensors  EMA weights (used for prediction)
-    hk_stats.safetensors   statistics of H_K from the training set (the per-joint depth histogram)
+    config.json                          {"format": "diffpose_fast", "format_version": 1, "config": {...},
+                                          "seed": int, "files": {name: sha256}, "tensors": {stem: name}}
+    weights-<sha256[:16]>.safetensors      raw weights (encoder + denoiser)
+    weights_ema-<sha256[:16]>.safetensors  EMA weights (used for prediction)
+    hk_stats-<sha256[:16]>.safetensors     statistics of H_K from the training set (the per-joint depth histogram)
 
-Every file is written to a temporary name and renamed into place (atomic on POSIX), and its SHA-256 is checked
-on load, so a truncated or altered file is a clear error, never a half-loaded model.
+``config.json`` is the commit point. A save writes the new weight files beside the old ones (their names carry
+their content's hash, so no file of the model already there is touched), each through a temporary name and an
+atomic rename, syncs the folder, and only then replaces ``config.json`` in one atomic rename; the old files go
+after that. A save interrupted anywhere (killed, out of disk) therefore leaves the folder loading as the old
+model or as the new one, never neither; leftovers of an interrupted save are removed by the next one. Every
+file's SHA-256 is checked on load, so a truncated or altered file is a clear error, never a half-loaded model.
+Folders written before the hashed names (``weights.safetensors`` ...) load as they are.
 """
 from __future__ import annotations
 
@@ -53,22 +58,65 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def _sync_folder(folder: Path) -> None:
+    """Make the renames into ``folder`` durable before the commit point (POSIX; a no-op where unsupported)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _referenced_files(folder: Path) -> set[str]:
+    """Names of the weight files the folder's current config.json points at (none if it has no valid one)."""
+    try:
+        meta = json.loads((folder / CONFIG_FILE).read_text())
+        return {str(name) for name in dict(meta.get("files", {}))}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return set()
+
+
 def save_folder(path: str | Path, config: dict[str, Any], tensors: dict[str, dict[str, torch.Tensor]],
                 extra: dict[str, Any] | None = None) -> Path:
-    """Write ``tensors`` (file stem -> state dict) and the config to folder ``path``; returns the folder."""
+    """Write ``tensors`` (file stem -> state dict) and the config to folder ``path``; returns the folder.
+
+    Replacing a model already in ``path`` is safe at every point (see the module docstring)."""
     from safetensors.torch import save
 
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
-    hashes = {}
+    previous = _referenced_files(folder)
+    hashes, names = {}, {}
     for stem, state in tensors.items():
-        name = f"{stem}.safetensors"
         clean = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
-        atomic_write_bytes(folder / name, save(clean))
-        hashes[name] = _sha256(folder / name)
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": config, "files": hashes}
+        data = save(clean)
+        digest = hashlib.sha256(data).hexdigest()
+        name = f"{stem}-{digest[:16]}.safetensors"
+        if not ((folder / name).is_file() and _sha256(folder / name) == digest):  # same content: keep the file
+            atomic_write_bytes(folder / name, data)
+        hashes[name], names[stem] = digest, name
+    _sync_folder(folder)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": config, "files": hashes,
+            "tensors": names}
     meta.update(extra or {})
-    atomic_write_bytes(folder / CONFIG_FILE, (json.dumps(meta, indent=2) + "\n").encode())
+    atomic_write_bytes(folder / CONFIG_FILE, (json.dumps(meta, indent=2) + "\n").encode())   # the commit point
+    _sync_folder(folder)
+    for stale in previous - set(hashes):
+        try:
+            (folder / stale).unlink()
+        except OSError:
+            pass
+    for leftover in folder.glob("*.tmp"):   # an interrupted earlier save's temporary files
+        if leftover.name.startswith(tuple(f"{stem}-" for stem in tensors) + (CONFIG_FILE + ".",)):
+            try:
+                leftover.unlink()
+            except OSError:
+                pass
     return folder
 
 
@@ -93,15 +141,22 @@ def load_folder(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, t
     if version != FORMAT_VERSION:
         raise CheckpointError(f"load: format_version {version!r} is not supported (this diffpose_fast reads "
                               f"version {FORMAT_VERSION}); use the diffpose_fast release that wrote it")
+    files = meta.get("files", {})
+    # "tensors" maps each stem to its file; folders written before the hashed names used "<stem>.safetensors"
+    stems = meta.get("tensors") or {str(name)[: -len(".safetensors")]: name for name in dict(files)}
+    if not isinstance(files, dict) or not isinstance(stems, dict):
+        raise CheckpointError(f"load: {str(cfg_path)!r} is damaged (its file table is not a mapping)")
     tensors = {}
-    for name, digest in dict(meta.get("files", {})).items():
-        file = folder / name
+    for stem, name in stems.items():
+        if not isinstance(name, str) or name not in files or Path(name).name != name:
+            raise CheckpointError(f"load: {str(cfg_path)!r} is damaged (entry {stem!r}: {name!r})")
+        file, digest = folder / name, files[name]
         if not file.is_file():
             raise CheckpointError(f"load: {str(file)!r} is missing")
         if _sha256(file) != digest:
             raise CheckpointError(f"load: {str(file)!r} is damaged (its SHA-256 does not match config.json)")
         try:
-            tensors[name[: -len(".safetensors")]] = load(file.read_bytes())
+            tensors[str(stem)] = load(file.read_bytes())
         except Exception as exc:  # safetensors raises its own error types
             raise CheckpointError(f"load: {str(file)!r} could not be read ({exc})") from None
     return meta, tensors
