@@ -329,6 +329,8 @@ def _read_input(path: str, fmt: Optional[str]) -> tuple[list, Optional[tuple[flo
                     doc = json.load(f)
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise CliError(f"cannot read {path!r} as JSON: {exc}") from None
+            except RecursionError:
+                raise CliError(f"cannot read {path!r} as JSON: it is nested too deeply") from None
             if isinstance(doc, dict) and "people" in doc:
                 raise CliError(f"{path!r} is a single OpenPose frame: pass the folder holding the per-frame "
                                "*_keypoints.json files")
@@ -657,6 +659,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bad file or option deep in the library: one line, never a traceback
+        if os.environ.get("DIFFPOSE_FAST_TRACEBACK"):
+            raise
+        print(f"{PROG} {args.command}: error: {_one_line(exc)}", file=sys.stderr, flush=True)
+        return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    """The exception as one line: its message (the library's errors name the file or argument), else its type."""
+    if isinstance(exc, RecursionError):
+        text = "the input is nested too deeply to read"
+    elif isinstance(exc, MemoryError):
+        text = "out of memory (the input asks for more than this machine has)"
+    else:
+        import pickle
+
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, (ValueError, OSError, pickle.UnpicklingError)):   # the library's own, naming the input
+            return text if len(text) <= 400 else text[:397] + "..."
+        text = f"{type(exc).__name__}: {text}"
+    if len(text) > 400:
+        text = text[:397] + "..."
+    return text + " (DIFFPOSE_FAST_TRACEBACK=1 shows where)"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -133,9 +133,13 @@ def write_json(path: str | os.PathLike, track: LiftedTrack, decimals: int = 5) -
 
 def read_json(path: str | os.PathLike) -> dict[str, Any]:
     """Read a file from ``write_json``: "mean", "samples", "std" become float64 arrays (null -> NaN)."""
-    with open(os.fspath(path), encoding="utf-8") as f:
-        doc = json.load(f)
-    if doc.get("format") != FORMAT_TAG:
+    try:
+        with open(os.fspath(path), encoding="utf-8") as f:
+            doc = json.load(f)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        why = "it is nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ValueError(f"read_json: cannot read {os.fspath(path)!r} as JSON: {why}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT_TAG:
         raise ValueError(f"read_json: {os.fspath(path)!r} is not a {FORMAT_TAG} file")
     for key in ("mean", "samples", "std"):
         doc[key] = np.array(doc[key], dtype=np.float64)  # None -> nan with dtype float

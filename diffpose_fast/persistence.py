@@ -132,8 +132,8 @@ def load_folder(path: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, t
         raise CheckpointError(f"load: {str(cfg_path)!r} is missing: the save is incomplete or not a model folder")
     try:
         meta = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"load: {str(cfg_path)!r} is damaged ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise CheckpointError(f"load: {str(cfg_path)!r} is damaged ({exc or 'nested too deeply'})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"load: {str(cfg_path)!r} is not a {FORMAT} model (format={meta.get('format')!r})"
                               if isinstance(meta, dict) else f"load: {str(cfg_path)!r} is not a {FORMAT} model")

@@ -285,3 +285,43 @@ def test_train_and_evaluate_errors(tmp_path, capsys):
         assert code == 2, (argv, err)
         assert needle in err and len(err.strip().splitlines()) == 1, (needle, err)
     assert not os.path.exists(tmp_path / "m")  # nothing was trained
+
+
+def test_hostile_and_corrupt_inputs_give_one_line_and_exit_2(tmp_path, capsys, demo, h36m_2d):
+    """Files that fail deep inside the readers (a forged pickle, a corrupt member, JSON nested past the recursion
+    limit, a truncated model file) end in one line naming the problem, exit 2, no traceback."""
+    import zipfile
+
+    from _hostile import ForgedArray, ForgedDtype, write_object_npz
+
+    kp, size = h36m_2d
+    ckpt = demo[1] / "model"
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, keypoints=kp)
+    forged = tmp_path / "forged.npz"
+    write_object_npz(forged, ForgedArray((1, (2,), ForgedDtype("O8", (3, "|", None, None, None, -1, -1, 0)),
+                                            False, b"\x41" * 16)), (2,))
+    corrupt = tmp_path / "corrupt.npz"
+    with zipfile.ZipFile(corrupt, "w") as archive:
+        archive.writestr("keypoints.npy", b"junk that is not an array")
+    nested = tmp_path / "nested.json"
+    nested.write_text("[" * 200_000 + "]" * 200_000)
+    broken_model = tmp_path / "broken_model"
+    import shutil
+
+    shutil.copytree(ckpt, broken_model)
+    meta = json.loads((broken_model / "config.json").read_text())
+    weights = broken_model / meta["tensors"]["weights_ema"]
+    weights.write_bytes(weights.read_bytes()[:100])
+    cases = [
+        (["lift", forged, "--format", "h36m", "--image-size", *size, "--checkpoint", ckpt], "refusing"),
+        (["lift", corrupt, "--format", "h36m", "--image-size", *size, "--checkpoint", ckpt], "not a .npy"),
+        (["lift", nested, "--format", "coco", "--image-size", *size, "--checkpoint", ckpt], nested.name),
+        (["lift", plain, "--format", "h36m", "--image-size", *size, "--checkpoint", broken_model], "damaged"),
+    ]
+    for argv, needle in cases:
+        code, _, err = _run(capsys, argv)
+        assert code == 2, (argv, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("diffpose-fast lift: error:"), err
+        assert needle in lines[0] and "Traceback" not in err, (needle, err)

@@ -16,12 +16,7 @@ TINY = dict(embed_dim=16, context_dim=16, denoiser_heads=2, denoiser_blocks=1, e
 RUN = dict(context_steps=5, diffusion_steps=4, progress=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # bit-exactness holds for a fixed thread count
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")   # conftest: bit-exactness holds for a fixed thread count
 
 
 def _train():

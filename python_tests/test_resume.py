@@ -47,12 +47,7 @@ def _assert_same(a, b):
         assert torch.equal(la._raw_state[name], lb._raw_state[name]), f"raw weights differ at {name}"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # bit-exactness holds for a fixed thread count
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")   # conftest: bit-exactness holds for a fixed thread count
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from _hostile import ForgedArray, ForgedDtype, write_object_npz
 from diffpose_fast.data.safe_npz import UnsafePickleError, load_npz
 
 
@@ -94,40 +95,6 @@ def test_numpy1_module_names_and_protocol2_pickles():
 
 # --- hostile pickles that reach numpy's own __setstate__ (the outside attack's segfault) ---------------------
 
-class _ForgedDtype:
-    """Pickles as numpy.dtype(name) followed by a hand-written __setstate__ state."""
-
-    def __init__(self, name, state):
-        self.name, self.state = name, state
-
-    def __reduce__(self):
-        return (np.dtype, (self.name, False, True), self.state)
-
-
-class _ForgedArray:
-    """Pickles as numpy's _reconstruct(ndarray) followed by a hand-written array state."""
-
-    def __init__(self, state):
-        self.state = state
-
-    def __reduce__(self):
-        from numpy._core.multiarray import _reconstruct
-        return (_reconstruct, (np.ndarray, (0,), b"b"), self.state)
-
-
-def _write_object_npz(path, payload, shape):
-    """An .npz whose member x.npy has an object-dtype header of ``shape`` and ``payload`` pickled as its body."""
-    import io
-    import pickle
-    import zipfile
-
-    buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": shape})
-    buf.write(pickle.dumps(payload, protocol=3))
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("x.npy", buf.getvalue())
-
-
 def test_object_dtype_without_reference_flags_is_refused_in_a_fresh_process(tmp_path):
     """A dtype 'O' whose state clears its reference flags turns raw bytes into object pointers: numpy itself
     segfaults on the first access. The reader must refuse it (run in a child so a crash fails the test)."""
@@ -135,8 +102,8 @@ def test_object_dtype_without_reference_flags_is_refused_in_a_fresh_process(tmp_
     import sys
 
     path = tmp_path / "crash.npz"
-    forged = _ForgedDtype("O8", (3, "|", None, None, None, -1, -1, 0))
-    _write_object_npz(path, _ForgedArray((1, (2,), forged, False, b"\x41" * 16)), (2,))
+    forged = ForgedDtype("O8", (3, "|", None, None, None, -1, -1, 0))
+    write_object_npz(path, ForgedArray((1, (2,), forged, False, b"\x41" * 16)), (2,))
     code = ("import sys\nfrom diffpose_fast.data.safe_npz import load_npz, UnsafePickleError\n"
             "try:\n    out = load_npz(sys.argv[1]); print(repr(out['x'][0]))\n"
             "except UnsafePickleError as exc:\n    print('refused:', exc)\n")
@@ -158,7 +125,7 @@ def test_forged_dtype_states_are_refused(name, state, match):
 
     from diffpose_fast.data.safe_npz import safe_unpickle
 
-    blob = pickle.dumps(_ForgedArray((1, (1,), _ForgedDtype(name, state), False, b"\x00" * 8)), protocol=2)
+    blob = pickle.dumps(ForgedArray((1, (1,), ForgedDtype(name, state), False, b"\x00" * 8)), protocol=2)
     with pytest.raises(UnsafePickleError, match=match):
         safe_unpickle(blob)
 
@@ -176,10 +143,10 @@ def test_forged_array_states_are_refused(state, match):
 
     from diffpose_fast.data.safe_npz import safe_unpickle
 
-    f8 = _ForgedDtype("f8", (3, "<", None, None, None, -1, -1, 0))
+    f8 = ForgedDtype("f8", (3, "<", None, None, None, -1, -1, 0))
     state = tuple(f8 if part == "DTYPE" else part for part in state)
     with pytest.raises(UnsafePickleError, match=match):
-        safe_unpickle(pickle.dumps(_ForgedArray(state), protocol=2))
+        safe_unpickle(pickle.dumps(ForgedArray(state), protocol=2))
 
 
 def test_truncated_and_deeply_nested_pickles_are_refused():

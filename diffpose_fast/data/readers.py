@@ -64,6 +64,8 @@ def _read_json(path: str, fn: str) -> Any:
             return json.load(f)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{fn}: cannot read {path!r} as JSON: {exc}") from exc
+    except RecursionError:
+        raise ValueError(f"{fn}: cannot read {path!r} as JSON: it is nested too deeply") from None
 
 
 def _resolve_format(fmt, num_keypoints: int, fn: str):
