@@ -25,6 +25,8 @@ from .training.folds import assign_folds
 from .training.trainer import Trainer, steps_for
 
 SAMPLERS = ("ddim", "ddpm", "context")
+POSE_BOUND_M = 2.0        # every coordinate of a lifted joint, metres from the root (predict clamps to it)
+MAX_NUM_SAMPLES = 1000    # hypotheses per frame predict accepts (all of them are held in memory)
 
 
 @dataclasses.dataclass
@@ -32,7 +34,8 @@ class LiftResult:
     """The lifted poses of T frames.
 
     poses_3d [T, 17, 3]: the mean of the N hypotheses (the paper's h_s); metres, root-relative, camera frame.
-    samples [N, T, 17, 3]: the hypotheses h_0^1..N (N = 1 for sampler "context").
+    samples [N, T, 17, 3]: the hypotheses h_0^1..N (N = 1 for sampler "context"), each coordinate within
+        +-POSE_BOUND_M (2 m) of the root.
     std [T, 17]: per-joint spread, the RMS distance (metres) of the samples to their mean (0 when N = 1).
     spread_scale: the lifter's calibration factor (``DiffPoseLifter.calibrate_spread``; 1.0 until fitted).
     numpy float32 arrays, or CPU torch tensors when the input came as tensors.
@@ -207,6 +210,9 @@ class DiffPoseLifter:
                 noise = None if shared is None else shared.expand(len(part))
                 chunks.append(self.model.sample(part, n_eff, steps, sampler, gen, backend, noise=noise).float().cpu())
             samples = torch.cat(chunks, 0).permute(1, 0, 2, 3).contiguous()  # [N, T, J, 3]
+        # A human joint lies within about 1.2 m of the pelvis; a briefly trained model can still wander off
+        # (21 m was seen), so every coordinate is bounded to POSE_BOUND_M before the mean and the spread.
+        samples = samples.clamp_(-POSE_BOUND_M, POSE_BOUND_M)
         mean = samples.mean(0)
         std = ((samples - mean) ** 2).sum(-1).mean(0).sqrt()
         if as_tensor:
@@ -219,6 +225,9 @@ class DiffPoseLifter:
         if sampler not in SAMPLERS:
             raise ValueError(f"predict: sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
         num_samples = cfg.num_samples if num_samples is None else _positive_int(num_samples, "num_samples")
+        if num_samples > MAX_NUM_SAMPLES:
+            raise ValueError(f"predict: num_samples must be at most {MAX_NUM_SAMPLES} (the hypotheses of every "
+                             f"frame are held in memory), got {num_samples}")
         k = cfg.num_diffusion_steps
         if sampler == "ddpm":
             if steps is not None and steps != k:
@@ -232,10 +241,12 @@ class DiffPoseLifter:
         return sampler, num_samples, steps
 
     # ------------------------------------------------------------------------------------------ evaluate
-    def evaluate(self, sequences: Sequence[PoseSequence], *, sampler: str = "ddim", num_samples: int = 5,
-                 steps: Optional[int] = 5, generator: Optional[torch.Generator] = None) -> dict[str, Any]:
+    def evaluate(self, sequences: Sequence[PoseSequence], *, sampler: Optional[str] = None,
+                 num_samples: Optional[int] = None, steps: Optional[int] = None,
+                 generator: Optional[torch.Generator] = None) -> dict[str, Any]:
         """MPJPE, P-MPJPE and N-MPJPE in millimetres over the valid frames of ``sequences`` (root-relative), and
         MPJVE (mm per frame) over pairs of consecutive valid frames ("mpjve_mm"; NaN if there is none).
+        sampler, num_samples, steps: as in ``predict`` (None: the model's configuration).
 
         Returns {"frames": F, "mpjpe_mm", "p_mpjpe_mm", "n_mpjpe_mm": frame-weighted averages, and when every
         sequence has an action: "action_wise": {metric: action-wise average (the paper's number)},
@@ -252,6 +263,7 @@ class DiffPoseLifter:
         gen = generator if generator is not None else torch.Generator().manual_seed(self.seed)
         from .training.distributed import predict_sequences  # under torchrun: each rank predicts its share
 
+        sampler = self.config.sampler if sampler is None else sampler
         predicted = predict_sequences(self, sequences, gen, sampler=sampler, num_samples=num_samples,
                                       steps=None if sampler == "ddpm" else steps)
         for seq, poses_3d in zip(sequences, predicted):

@@ -146,3 +146,60 @@ def test_long_sequences_run_in_bounded_chunks(lifter, monkeypatch):
     sizes.clear()
     lifter.predict(seq, num_samples=8, steps=1)  # default: about 4096 hypotheses per pass
     assert max(sizes) <= 4096 // 8
+
+
+# --- bounded outputs and sizes (the outside attack's "unbounded outputs" and "resource bombs") -------------------
+
+def test_predict_bounds_every_coordinate_and_the_spread(lifter, kp, monkeypatch):
+    from diffpose_fast.lifter import POSE_BOUND_M
+
+    real = lifter.model.sample
+
+    def wandering(*args, **kwargs):   # a briefly trained model that wanders off: hypotheses tens of metres out
+        out = real(*args, **kwargs)
+        return out * 0 + torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=out.dtype) * 30
+
+    monkeypatch.setattr(lifter.model, "sample", wandering)
+    res = lifter.predict(kp, image_size=IMG, num_samples=4)
+    assert np.abs(res.samples).max() <= POSE_BOUND_M and np.abs(res.samples).max() == POSE_BOUND_M
+    assert np.abs(res.poses_3d).max() <= POSE_BOUND_M
+    assert res.std.max() <= 2 * np.sqrt(3) * POSE_BOUND_M
+
+
+def test_weak_perspective_scale_is_bounded_by_the_body_span():
+    from diffpose_fast.distribution.initial import BODY_SPAN_M, weak_perspective_scale
+    from diffpose_fast.distribution.spread2d import pose_size_px
+
+    rng = np.random.default_rng(3)
+    kp_ = torch.tensor(rng.uniform(200, 600, (3, 17, 2)))
+    conf = torch.ones(3, 17, dtype=torch.float64)
+    pose = torch.tensor(rng.normal(size=(3, 17, 2)) * 0.4)          # a person-sized pose: the fit is untouched
+    wide = pose * 1e4                                               # an encoder pose 10 km across
+    tiny = pose * 1e-5                                              # collapsed to a point
+    size = pose_size_px(kp_, conf)
+    for p in (pose, wide, tiny):
+        s = weak_perspective_scale(p, kp_, conf)
+        assert torch.all(s >= size / BODY_SPAN_M[1] - 1e-9) and torch.all(s <= size / BODY_SPAN_M[0] + 1e-9)
+    p_c, k_c = pose - pose.mean(1, keepdim=True), kp_ - kp_.mean(1, keepdim=True)
+    exact = (p_c * k_c).sum((1, 2)) / (p_c * p_c).sum((1, 2))
+    inside = (exact > size / BODY_SPAN_M[1]) & (exact < size / BODY_SPAN_M[0])
+    torch.testing.assert_close(weak_perspective_scale(pose, kp_, conf)[inside], exact[inside])
+
+
+def test_num_samples_is_limited_before_anything_is_allocated(lifter, kp):
+    from diffpose_fast.lifter import MAX_NUM_SAMPLES
+
+    assert lifter._sampling_args("ddim", MAX_NUM_SAMPLES, None)[1] == MAX_NUM_SAMPLES
+    for n in (MAX_NUM_SAMPLES + 1, 10**9, 2**63):
+        with pytest.raises(ValueError, match=f"num_samples must be at most {MAX_NUM_SAMPLES}"):
+            lifter.predict(kp, image_size=IMG, num_samples=n)
+
+
+def test_evaluate_defaults_to_the_model_configuration(lifter):
+    seqs = generate_sequences(1, 6, seed=4)
+    cfg = lifter.config
+    by_default = lifter.evaluate(seqs)
+    explicit = lifter.evaluate(seqs, sampler=cfg.sampler, num_samples=cfg.num_samples, steps=cfg.sampling_steps)
+    assert by_default["mpjpe_mm"] == explicit["mpjpe_mm"]
+    other = lifter.evaluate(seqs, num_samples=cfg.num_samples, steps=1)
+    assert other["mpjpe_mm"] != by_default["mpjpe_mm"]

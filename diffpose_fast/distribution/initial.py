@@ -21,12 +21,17 @@ from .noise import F64, HKNoise
 from .spread2d import confidence_to_sigma_px, heatmap_mean_px, pose_size_px
 
 
+BODY_SPAN_M = (0.1, 3.0)   # the 2D bounding-box diagonal of a person seen by a camera, as metres of body
+
+
 def weak_perspective_scale(pose_xy: torch.Tensor, keypoints: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
     """Pixels per metre [B] mapping root-relative x, y (metres) [B, J, 2] onto keypoints [B, J, 2] (pixels).
 
     Least squares over the joints with confidence > 0, after removing each set's centroid:
     s = sum <p - p_bar, k - k_bar> / sum |p - p_bar|^2. A degenerate fit (s <= 0, e.g. a wildly wrong encoder
-    pose) falls back to the ratio of the two bounding-box diagonals, which is always positive.
+    pose) falls back to the ratio of the two bounding-box diagonals, which is always positive. The result is then
+    bounded so that the keypoints' bounding-box diagonal spans between BODY_SPAN_M[0] and BODY_SPAN_M[1] metres
+    of body: a wrong encoder pose cannot turn the 2D spread into metres by a factor of a million.
     """
     w = ((confidence > 0) & torch.isfinite(keypoints).all(-1)).to(pose_xy.dtype)  # [B, J]
     k = torch.nan_to_num(keypoints)
@@ -37,8 +42,10 @@ def weak_perspective_scale(pose_xy: torch.Tensor, keypoints: torch.Tensor, confi
     den = (w[..., None] * p_c * p_c).sum((1, 2))
     s = num / den.clamp_min(1e-12)
     pose_extent = (pose_xy.amax(1) - pose_xy.amin(1)).norm(dim=-1).clamp_min(1e-3)
-    fallback = pose_size_px(keypoints, confidence) / pose_extent
-    return torch.where(s > 1e-6, s, fallback)
+    size_px = pose_size_px(keypoints, confidence)
+    fallback = size_px / pose_extent
+    s = torch.where(s > 1e-6, s, fallback)
+    return torch.minimum(torch.maximum(s, size_px / BODY_SPAN_M[1]), size_px / BODY_SPAN_M[0])
 
 
 def _heatmap_offsets(heatmaps: torch.Tensor, boxes: torch.Tensor, cell_u: torch.Tensor,
