@@ -154,3 +154,50 @@ def test_metrics_refuse_mismatched_shapes(a, b):
     except CLEAR:
         return
     assert a == b and a[-1] == 3 and out.shape == (a[0],) and np.isfinite(out).all()
+
+
+@settings(max_examples=200, **SETTINGS)
+@given(data=st.data(), b=st.integers(1, 2), m=st.integers(1, 4), d=st.integers(1, 4), extra=st.integers(0, 10),
+       spread=st.sampled_from([1e-30, 1e-6, 1.0, 1e6, 1e19]), offset=st.sampled_from([0.0, 1.0, 1e8]),
+       dups=st.integers(0, 3), cov=st.sampled_from(["full", "diag"]), backend=st.sampled_from(["auto", "reference"]),
+       mode=st.sampled_from(["absolute", "relative"]))
+def test_em_fit_on_degenerate_data_matches_float64_or_refuses(data, b, m, d, extra, spread, offset, dups, cov,
+                                                               backend, mode):
+    """Small degenerate problems (few points per component, duplicates, spreads from 1e-30 to 1e19 far from the
+    origin): a float32 fit is finite with a log-likelihood within 1e-2 (1 + |ll|) of the float64 fit of the same
+    data from the same responsibilities (given the variance floor float32 can hold), or refuses with a ValueError
+    naming the dtype's range."""
+    n = m + extra
+    x = data.draw(hnp.arrays(np.float64, (b, n, d), elements=st.floats(-1, 1)))
+    if dups:
+        x[:, -dups:] = x[:, :1]            # duplicated points (all of them when dups >= n - 1)
+    x32 = torch.tensor(x * spread + offset, dtype=torch.float32)
+    x64 = x32.double()                    # the same data, exactly
+    r = torch.rand((b, n, m), generator=torch.Generator().manual_seed(0), dtype=torch.float64) + 0.05
+    r = r / r.sum(-1, keepdim=True)
+    from diffpose_fast.ops.gmm import api
+
+    reg_covar = 1e-6 if mode == "absolute" else 1e-3
+    kw = dict(covariance=cov, max_iter=5, tol=0.0, backend=backend)
+    # float32 cannot hold variances below 10 eps of the data's spread: the float64 oracle is given the same floor
+    reg = api.regularisation(x64, reg_covar, mode)
+    _, _, scale = api.standardise(x64, reg)
+    floor = torch.maximum(reg, 10 * torch.finfo(torch.float32).eps * scale ** 2)
+    fits = [em_fit(x64[i:i + 1], m, init_resp=r[i:i + 1], reg_covar=float(floor[i]), **kw) for i in range(b)]
+    ref = type(fits[0])(*[torch.cat([getattr(f, k) for f in fits]) for k in
+                          ("weights", "means", "covariances", "log_likelihood", "n_iter", "converged")], cov)
+    for value in (ref.weights, ref.means, ref.covariances, ref.log_likelihood):
+        assert torch.isfinite(value).all()
+    try:
+        fit = em_fit(x32, m, init_resp=r.float(), reg_covar=reg_covar, reg_covar_mode=mode, **kw)
+    except ValueError as exc:   # only where the float64 answer itself lies outside what float32 can hold
+        var = ref.covariances if cov == "diag" else torch.diagonal(ref.covariances, dim1=-2, dim2=-1)
+        info = torch.finfo(torch.float32)
+        assert "float32" in str(exc) and (var.min() < info.tiny or var.max() > info.max / 10), (exc, var)
+        return
+    for value in (fit.weights, fit.means, fit.covariances, fit.log_likelihood):
+        assert torch.isfinite(value).all()
+    assert (fit.weights >= 0).all()
+    torch.testing.assert_close(fit.weights.sum(-1).double(), torch.ones(b, dtype=torch.float64), rtol=0, atol=1e-4)
+    ll, ll64 = fit.log_likelihood.double(), ref.log_likelihood
+    assert ((ll - ll64).abs() <= 1e-2 * (1 + ll64.abs())).all(), (ll, ll64)

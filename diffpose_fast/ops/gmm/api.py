@@ -257,12 +257,55 @@ def em_fit(samples: torch.Tensor, num_components: int = 5, *, covariance: str = 
 
     samples = samples.contiguous()
     name = select_backend(op, backend, _BACKENDS, samples=samples, num_components=m, covariance=covariance)
-    resp0 = initial_responsibilities(samples, m, init, init_resp, generator, op)
     reg = regularisation(samples, reg_covar, reg_covar_mode)
+    # EM is affine-equivariant: fit each mixture's data centred and scaled to unit RMS spread (no cancellation far
+    # from the origin, no overflow or underflow of squares), then map the parameters back.
+    x, centre, scale = standardise(samples, reg)
+    if isinstance(init, torch.Tensor) and init.is_floating_point() and tuple(init.shape) == (b, m, d):
+        init = ((init.to(samples.device, torch.float64) - centre) / scale[:, None, None]).to(samples.dtype)
+    resp0 = initial_responsibilities(x, m, init, init_resp, generator, op)
+    # the regulariser in the scaled units, floored so that no variance can collapse to zero in this dtype
+    reg_x = torch.clamp(reg / scale ** 2, min=10.0 * torch.finfo(samples.dtype).eps)
     with torch.no_grad():
         weights, means, cov, ll, n_iter, converged = _backend_module(name).fit(
-            samples, resp0.contiguous(), reg, covariance, max_iter, tol)
+            x, resp0.contiguous(), reg_x, covariance, max_iter, tol)
+    means, cov, ll = _unstandardise(means, cov, ll, centre, scale, op)
     return GMMFit(weights, means, cov, ll, n_iter, converged, covariance, name)
+
+
+def standardise(samples: torch.Tensor, reg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each mixture's samples [B, n, D] centred and divided by their RMS spread (at least sqrt(reg) [B], so the
+    regulariser stays at most 1 in the new units; 1 when both are zero). Returns (x in the samples' dtype,
+    centre [B, 1, D] float64, scale [B] float64), computed in float64 with a max-abs pre-scale (no overflow)."""
+    x = samples.double()
+    centre = x.mean(1, keepdim=True)
+    dev = x - centre
+    peak = dev.abs().amax((1, 2))
+    unit = torch.where(peak > 0, peak, torch.ones_like(peak))
+    spread = peak * (dev / unit[:, None, None]).pow(2).mean((1, 2)).sqrt()
+    scale = torch.maximum(spread, reg.to(spread).sqrt())
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    return (dev / scale[:, None, None]).to(samples.dtype), centre, scale
+
+
+def _unstandardise(means, cov, ll, centre, scale, op):
+    """Map a fit in standardised units back to the samples' units; refuse what the dtype cannot hold."""
+    dtype, d = means.dtype, means.shape[-1]
+    s = scale.to(means.device)
+    means64 = means.double() * s[:, None, None] + centre.to(means.device)
+    cov64 = cov.double() * (s ** 2).reshape(-1, *([1] * (cov.dim() - 1)))
+    ll64 = ll.double() - d * torch.log(s)
+    info = torch.finfo(dtype)
+    diag = cov64 if cov.dim() == 3 else torch.diagonal(cov64, dim1=-2, dim2=-1)
+    if bool((diag.amax((1, 2)) > info.max).any()) or bool((means64.abs().amax((1, 2)) > info.max).any()):
+        raise ValueError(f"{op}: samples spread up to {float(scale.max()):.3g} give covariances beyond {dtype}'s "
+                         "range; pass float64 samples or rescale them")
+    cov_out, ll_out = cov64.to(dtype), ll64.to(dtype)
+    diag_out = cov_out if cov.dim() == 3 else torch.diagonal(cov_out, dim1=-2, dim2=-1)
+    if bool((diag_out.amin((1, 2)) <= 0).any()) or not bool(torch.isfinite(ll_out).all()):
+        raise ValueError(f"{op}: samples spread as little as {float(scale.min()):.3g} give variances that round to "
+                         f"zero in {dtype}; pass float64 samples, rescale them, or raise reg_covar")
+    return means64.to(dtype), cov_out, ll_out
 
 
 def _check_fit(fit, op: str) -> GMMFit:
