@@ -23,6 +23,14 @@ _CHOICES = {
 }
 
 
+# Upper bounds on the sizes a config (or a model folder's config.json) may ask for: far above any useful model, far
+# below what would try to allocate gigabytes before the first layer is built.
+SIZE_LIMITS = {"num_diffusion_steps": 10_000, "gmm_samples": 4096, "gmm_max_iter": 10_000, "z_histogram_bins": 4096,
+               "context_dim": 4096, "embed_dim": 4096, "denoiser_blocks": 64, "denoiser_heads": 64,
+               "encoder_layers": 64, "encoder_heads": 64, "batch_size": 1 << 20, "train_hypotheses": 64,
+               "num_samples": 1000, "sampling_steps": 10_000, "frames": 10_000, "context_folds": 16}
+
+
 @dataclasses.dataclass(frozen=True)
 class LifterConfig:
     """All settings of a DiffPoseLifter. Unknown keys are rejected; every value is checked at construction."""
@@ -95,6 +103,9 @@ class LifterConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"LifterConfig: {name} must be an int >= 1, got {value!r}")
+            if value > SIZE_LIMITS.get(name, value):
+                raise ValueError(f"LifterConfig: {name} must be at most {SIZE_LIMITS[name]} (a size limit checked "
+                                 f"before anything is allocated), got {value}")
         for name in ("context_epochs", "diffusion_epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from .config import LifterConfig
+from .config import SIZE_LIMITS, LifterConfig
 from .data.sequence import PoseSequence
 from .data.skeleton import NUM_JOINTS
 from .distribution.depth import DepthHistogram
@@ -26,7 +26,7 @@ from .training.trainer import Trainer, steps_for
 
 SAMPLERS = ("ddim", "ddpm", "context")
 POSE_BOUND_M = 2.0        # every coordinate of a lifted joint, metres from the root (predict clamps to it)
-MAX_NUM_SAMPLES = 1000    # hypotheses per frame predict accepts (all of them are held in memory)
+MAX_NUM_SAMPLES = SIZE_LIMITS["num_samples"]   # hypotheses per frame predict accepts (all held in memory)
 
 
 @dataclasses.dataclass

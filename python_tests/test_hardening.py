@@ -203,3 +203,85 @@ def test_evaluate_defaults_to_the_model_configuration(lifter):
     assert by_default["mpjpe_mm"] == explicit["mpjpe_mm"]
     other = lifter.evaluate(seqs, num_samples=cfg.num_samples, steps=1)
     assert other["mpjpe_mm"] != by_default["mpjpe_mm"]
+
+
+@pytest.mark.parametrize("name", ["embed_dim", "num_diffusion_steps", "gmm_samples", "frames", "num_samples"])
+def test_config_size_limits_at_their_edges(name):
+    from diffpose_fast import LifterConfig
+    from diffpose_fast.config import SIZE_LIMITS
+
+    limit = SIZE_LIMITS[name]
+    with pytest.raises(ValueError, match=f"{name} must be at most {limit}"):
+        LifterConfig(**{name: limit + 1})
+    ok = {name: limit}
+    if name == "embed_dim":
+        ok["context_dim"] = 128 if (limit + 128) % 8 == 0 else 64
+    if name == "num_samples":
+        ok = {name: limit}
+    LifterConfig(**ok)   # the limit itself is a valid config (nothing is built)
+
+
+def test_model_folder_claiming_a_huge_network_is_refused_before_building(tmp_path, lifter):
+    import json
+
+    from diffpose_fast.persistence import CheckpointError
+
+    lifter.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    meta["config"]["embed_dim"] = 65536
+    (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="embed_dim must be at most 4096"):
+        DiffPoseLifter.load(tmp_path / "m")
+
+
+def test_gmm_sample_refuses_draws_beyond_the_limit():
+    from diffpose_fast.ops.gmm import em_fit, gmm_sample
+    from diffpose_fast.ops.gmm.api import MAX_DRAW_ELEMENTS
+
+    x = torch.randn(2, 20, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    fit = em_fit(x, 2, backend="reference", generator=torch.Generator().manual_seed(0))
+    edge = MAX_DRAW_ELEMENTS // (2 * 3)
+    for n in (edge + 1, 2**40):
+        with pytest.raises(ValueError, match="num_samples"):
+            gmm_sample(fit, n)
+    draws, _ = gmm_sample(fit, 1000)
+    assert draws.shape == (2, 1000, 3)
+
+
+def test_coco_fields_of_the_wrong_type_and_huge_id_spans_are_refused(tmp_path):
+    import json
+
+    from diffpose_fast.data.readers import MAX_FRAMES, read_coco_json
+
+    kp = np.random.default_rng(0).uniform(10, 90, (17, 3)).ravel().tolist()
+    cases = [
+        ([{"image_id": 0, "keypoints": kp, "score": None}], "score must be a number"),
+        ([{"image_id": 0, "keypoints": kp, "score": "high"}], "score must be a number"),
+        ([{"image_id": [0], "keypoints": kp}], "image_id must be an int or a string"),
+        ([{"image_id": 0, "keypoints": kp, "track_id": {"a": 1}}], "track_id must be an int or a string"),
+        ([{"image_id": 0, "keypoints": kp}, {"image_id": 10**12, "keypoints": kp}], "spanning"),
+        ([{"image_id": 0, "keypoints": kp}, {"image_id": MAX_FRAMES, "keypoints": kp}], "spanning"),
+    ]
+    for i, (doc, match) in enumerate(cases):
+        path = tmp_path / f"c{i}.json"
+        path.write_text(json.dumps(doc))
+        with pytest.raises(ValueError, match=match):
+            read_coco_json(path)
+    path = tmp_path / "ok.json"
+    path.write_text(json.dumps([{"image_id": 0, "keypoints": kp}, {"image_id": 4, "keypoints": kp}]))
+    assert read_coco_json(path)[0].keypoints.shape[0] == 5
+    with pytest.raises(TypeError, match="frame_ids must be a sequence"):
+        read_coco_json(path, frame_ids=5)
+
+
+def test_npy_header_promising_terabytes_is_refused_without_allocating(tmp_path):
+    import io
+
+    from diffpose_fast.data.readers import read_keypoint_array
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": (1 << 40, 17, 3)})
+    path = tmp_path / "bomb.npy"
+    path.write_bytes(buf.getvalue() + b"\0" * 64)
+    with pytest.raises(ValueError, match="bomb.npy"):
+        read_keypoint_array(path, fmt="h36m")

@@ -19,6 +19,7 @@ from .keypoint_formats import FORMATS, convert_keypoints, get_format
 __all__ = ["Track", "read_coco_json", "read_openpose_folder", "read_keypoint_array", "interpolate_missing"]
 
 _FORMAT_BY_COUNT = {17: "coco", 26: "halpe26", 33: "blazepose33"}   # 25 is ambiguous: body25 or body25b
+MAX_FRAMES = 1_000_000   # frames one track may have (a COCO file's integer image ids may not span more)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,14 @@ def read_coco_json(path: str | os.PathLike, fmt: str | None = None, frame_ids: S
     for i, det in enumerate(data):
         if not isinstance(det, dict) or "image_id" not in det or "keypoints" not in det:
             raise ValueError(f"{fn}: {path!r} entry {i} must be a dict with 'image_id' and 'keypoints'")
-        if det.get("category_id", 1) != 1 or float(det.get("score", 1.0)) < min_score:
+        image_id, score, track = det["image_id"], det.get("score", 1.0), det.get("track_id")
+        if isinstance(image_id, bool) or not isinstance(image_id, (int, str)):
+            raise ValueError(f"{fn}: {path!r} entry {i}: image_id must be an int or a string, got {image_id!r}")
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or score != score:
+            raise ValueError(f"{fn}: {path!r} entry {i}: score must be a number, got {score!r}")
+        if track is not None and (isinstance(track, bool) or not isinstance(track, (int, str))):
+            raise ValueError(f"{fn}: {path!r} entry {i}: track_id must be an int or a string, got {track!r}")
+        if det.get("category_id", 1) != 1 or float(score) < min_score:
             continue
         dets.append(det)
     if not dets:
@@ -136,9 +144,19 @@ def read_coco_json(path: str | os.PathLike, fmt: str | None = None, frame_ids: S
     if frame_ids is None:
         ids = {d["image_id"] for d in dets}
         if all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            span = max(ids) - min(ids) + 1
+            if span > MAX_FRAMES:
+                raise ValueError(f"{fn}: {path!r} has integer image ids spanning {span} frames ({min(ids)} to "
+                                 f"{max(ids)}); at most {MAX_FRAMES}: pass frame_ids= to give the frame order")
             frame_ids = list(range(min(ids), max(ids) + 1))
         else:
             frame_ids = sorted(ids, key=_natural_key)
+    elif isinstance(frame_ids, (str, bytes)) or not hasattr(frame_ids, "__iter__"):
+        raise TypeError(f"{fn}: frame_ids must be a sequence of image ids, got {type(frame_ids).__name__}")
+    else:
+        frame_ids = list(frame_ids)
+        if len(frame_ids) > MAX_FRAMES:
+            raise ValueError(f"{fn}: frame_ids has {len(frame_ids)} entries; at most {MAX_FRAMES}")
     frame_index = {fid: t for t, fid in enumerate(frame_ids)}
     unknown = {d["image_id"] for d in dets} - set(frame_index)
     if unknown:
@@ -261,7 +279,9 @@ def read_keypoint_array(path: str | os.PathLike, fmt: str, key: str | None = Non
         arr = np.asarray(content[key], dtype=np.float64)
     elif ext == ".npy":
         try:
-            arr = np.load(path, allow_pickle=False).astype(np.float64)
+            # memory-mapped first: a header that promises more data than the file holds (a 200-byte file
+            # claiming 8 TiB) is a ValueError from mmap, not an allocation; the copy below is the file's size
+            arr = np.array(np.load(path, mmap_mode="r", allow_pickle=False), dtype=np.float64)
         except ValueError as exc:
             raise ValueError(f"{fn}: cannot read {path!r} as a numeric .npy array: {exc}") from exc
     elif ext == ".csv":

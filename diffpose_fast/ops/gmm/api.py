@@ -14,6 +14,7 @@ from .._dispatch import select_backend
 from . import reference
 
 COVARIANCE_TYPES = ("full", "diag")
+MAX_DRAW_ELEMENTS = 1 << 28          # values gmm_sample returns per call (1 GiB of float32)
 INIT_METHODS = ("kmeans++", "random")
 
 
@@ -324,6 +325,9 @@ def gmm_sample(fit: GMMFit, num_samples: int, generator: torch.Generator | None 
     fit = _check_fit(fit, op)
     s = _check_int("num_samples", num_samples, op, 1)
     b, _, d = fit.means.shape
+    if b * s * d > MAX_DRAW_ELEMENTS:
+        raise ValueError(f"{op}: num_samples={s} for {b} mixtures of dimension {d} asks for {b * s * d} values; "
+                         f"at most {MAX_DRAW_ELEMENTS} per call (draw in chunks)")
     u = torch.rand((b, s), generator=generator, dtype=torch.float64)
     z = torch.randn((b, s, d), generator=generator, dtype=fit.means.dtype)
     return sample_from_draws(fit, u, z)
