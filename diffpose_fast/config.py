@@ -25,7 +25,7 @@ _CHOICES = {
 
 # Upper bounds on the sizes a config (or a model folder's config.json) may ask for: far above any useful model, far
 # below what would try to allocate gigabytes before the first layer is built.
-SIZE_LIMITS = {"num_diffusion_steps": 10_000, "gmm_samples": 4096, "gmm_max_iter": 10_000, "z_histogram_bins": 4096,
+SIZE_LIMITS = {"num_diffusion_steps": 10_000, "gmm_samples": 1 << 16, "gmm_max_iter": 10_000, "z_histogram_bins": 4096,
                "context_dim": 4096, "embed_dim": 4096, "denoiser_blocks": 64, "denoiser_heads": 64,
                "encoder_layers": 64, "encoder_heads": 64, "batch_size": 1 << 20, "train_hypotheses": 64,
                "num_samples": 1000, "sampling_steps": 10_000, "frames": 10_000, "context_folds": 16}

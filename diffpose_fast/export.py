@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from typing import Any, Optional, Sequence
 
@@ -259,8 +260,8 @@ def write_bvh(path: str | os.PathLike, poses: np.ndarray, fps: float = 30.0,
     poses = np.asarray(poses, np.float64)
     if poses.ndim != 3 or poses.shape[1:] != (NUM_JOINTS, 3) or poses.shape[0] < 1:
         raise ValueError(f"write_bvh: poses must have shape [T, {NUM_JOINTS}, 3] with T >= 1, got {list(poses.shape)}")
-    if not (isinstance(fps, (int, float)) and fps > 0):
-        raise ValueError(f"write_bvh: fps must be a positive number, got {fps!r}")
+    if isinstance(fps, bool) or not (isinstance(fps, (int, float)) and math.isfinite(fps) and 0 < fps <= 10_000):
+        raise ValueError(f"write_bvh: fps must be a finite number in (0, 10000] frames per second, got {fps!r}")
     poses = _fill_gaps(poses)
     if root_positions is not None:
         root_positions = np.asarray(root_positions, np.float64)

@@ -58,7 +58,11 @@ class LiftResult:
 
 
 def _resolve_device(device) -> torch.device:
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"DiffPoseLifter: device must be a torch device such as 'cpu', 'cuda' or 'cuda:1', "
+                         f"got {device!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"DiffPoseLifter: device {str(device)!r} requested but torch sees no CUDA device")
     return dev
@@ -80,12 +84,15 @@ class DiffPoseLifter:
             raise TypeError(f"DiffPoseLifter: config must be a LifterConfig or None, got {type(config).__name__}")
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"DiffPoseLifter: seed must be an int, got {type(seed).__name__}")
+        if not 0 <= seed < 2**63:
+            raise ValueError(f"DiffPoseLifter: seed must be in [0, 2**63), got {seed}")
         config = (config or LifterConfig()).replace(mode=mode, **overrides)
         self.config = config
         self.seed = seed
         self.device = _resolve_device(device)
-        torch.manual_seed(seed)  # the initial weights depend on the seed only
-        self.model = DiffPoseModel(config).to(self.device)
+        with torch.random.fork_rng(devices=[]):   # the caller's global generator is left as it was
+            torch.manual_seed(seed)  # the initial weights depend on the seed only
+            self.model = DiffPoseModel(config).to(self.device)
         self.model.eval()
         self._raw_state: dict[str, torch.Tensor] | None = None  # raw (non-EMA) weights after training
         self.trained = False
@@ -121,6 +128,8 @@ class DiffPoseLifter:
         from .training.checkpoint import resolve_resume
 
         train = _check_sequences(train, "train")
+        if val is not None:   # checked now, not after the training has run
+            val = _check_sequences(val, "fit: val", require_valid=True)
         ckpt = resolve_resume(resume, checkpoint_dir, checkpoint_every)
         dist = distributed.init_from_env(self.device)
         if dist.device != self.device:  # "cuda" under torchrun: this process's GPU
@@ -256,14 +265,15 @@ class DiffPoseLifter:
         """
         from . import metrics
 
-        sequences = _check_sequences(sequences, "evaluate")
+        sequences = _check_sequences(sequences, "evaluate", require_valid=True)
+        sampler = self.config.sampler if sampler is None else sampler
+        _, num_samples, steps = self._sampling_args(sampler, num_samples, None if sampler == "ddpm" else steps)
         per_frame: dict[str, list[np.ndarray]] = {"mpjpe": [], "p_mpjpe": [], "n_mpjpe": []}
         labels: list[Optional[str]] = []
         velocity: list[np.ndarray] = []  # MPJVE per pair of consecutive valid frames
         gen = generator if generator is not None else torch.Generator().manual_seed(self.seed)
         from .training.distributed import predict_sequences  # under torchrun: each rank predicts its share
 
-        sampler = self.config.sampler if sampler is None else sampler
         predicted = predict_sequences(self, sequences, gen, sampler=sampler, num_samples=num_samples,
                                       steps=None if sampler == "ddpm" else steps)
         for seq, poses_3d in zip(sequences, predicted):
@@ -335,6 +345,7 @@ class DiffPoseLifter:
     @classmethod
     def load(cls, path, device: str | torch.device = "cpu") -> "DiffPoseLifter":
         """Read a folder written by ``save``. Raises CheckpointError (a ValueError) if it is damaged."""
+        _resolve_device(device)   # a bad device is named before the folder is read
         meta, tensors = load_folder(path)
         try:
             config = LifterConfig.from_saved(meta["config"])
@@ -372,7 +383,9 @@ def _positive_int(value, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def _check_sequences(sequences, name: str) -> list[PoseSequence]:
+def _check_sequences(sequences, name: str, require_valid: bool = False) -> list[PoseSequence]:
+    """The sequences as a list, each a PoseSequence with poses_3d (except for predict); with ``require_valid``,
+    at least one valid frame among them (what the metrics are averaged over)."""
     if isinstance(sequences, PoseSequence):
         sequences = [sequences]
     try:
@@ -386,6 +399,8 @@ def _check_sequences(sequences, name: str) -> list[PoseSequence]:
             raise TypeError(f"{name}: item {i} must be a PoseSequence, got {type(s).__name__}")
         if name != "predict" and s.poses_3d is None:
             raise ValueError(f"{name}: sequence {i} has no poses_3d (3D ground truth in metres is required)")
+    if require_valid and not any(s.valid is None or bool(np.asarray(s.valid).any()) for s in sequences):
+        raise ValueError(f"{name}: no sequence has a valid frame (every frame is marked valid=False)")
     return sequences
 
 
@@ -398,7 +413,8 @@ def _as_sequence(x, **kwargs) -> tuple[PoseSequence, bool]:
         return x, False
     as_tensor = isinstance(x, torch.Tensor)
     if as_tensor:
-        x = x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        x = (x.float() if x.dtype in (torch.bfloat16, torch.float16) else x).numpy()
     try:
         if x is None or isinstance(x, (str, bytes, dict)):
             raise TypeError

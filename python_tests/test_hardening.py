@@ -285,3 +285,88 @@ def test_npy_header_promising_terabytes_is_refused_without_allocating(tmp_path):
     path.write_bytes(buf.getvalue() + b"\0" * 64)
     with pytest.raises(ValueError, match="bomb.npy"):
         read_keypoint_array(path, fmt="h36m")
+
+
+def test_lifter_arguments_and_inputs_named_in_errors(lifter, kp, tmp_path):
+    seqs = generate_sequences(1, 6, seed=5)
+    with pytest.raises(ValueError, match="device must be a torch device"):
+        DiffPoseLifter(device="bogus", **TINY)
+    lifter.save(tmp_path / "m")
+    with pytest.raises(ValueError, match="device must be a torch device"):
+        DiffPoseLifter.load(tmp_path / "m", device="bogus")
+    for seed in (2**63, 2**70, -1):
+        with pytest.raises(ValueError, match=r"seed must be in \[0, 2\*\*63\)"):
+            DiffPoseLifter(seed=seed, **TINY)
+    with pytest.raises(ValueError, match="image_size sides must be at most"):
+        lifter.predict(kp * 1e14, image_size=(1e20, 1e20))
+    with pytest.raises(ValueError, match="within 1000 m"):
+        PoseSequence(seqs[0].keypoints_2d, image_size=seqs[0].image_size, poses_3d=seqs[0].poses_3d * 1e30)
+    no_valid = PoseSequence(seqs[0].keypoints_2d, image_size=seqs[0].image_size, poses_3d=seqs[0].poses_3d,
+                            valid=np.zeros(6, bool), action="Walk")
+    with pytest.raises(ValueError, match="no sequence has a valid frame"):
+        lifter.evaluate([no_valid])
+
+
+def test_bfloat16_and_half_keypoints_lift_like_float32(lifter, kp):
+    as_f32 = torch.tensor(kp).bfloat16().float()          # the values bfloat16 can hold
+    want = lifter.predict(as_f32, image_size=IMG, sampler="context").poses_3d
+    for dtype in (torch.bfloat16, torch.float16):
+        got = lifter.predict(as_f32.to(dtype), image_size=IMG, sampler="context").poses_3d
+        if dtype == torch.float16:
+            want16 = lifter.predict(as_f32.half().float(), image_size=IMG, sampler="context").poses_3d
+            torch.testing.assert_close(got, want16, rtol=0, atol=0)
+        else:
+            torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_constructing_a_lifter_leaves_the_global_generator_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    DiffPoseLifter(seed=7, **TINY)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_fit_checks_val_before_training():
+    train = generate_sequences(1, 8, seed=0)
+    seq = train[0]
+    cases = [([], ValueError, "at least one"), (3, TypeError, "expected a sequence"),
+             ([PoseSequence(seq.keypoints_2d, image_size=seq.image_size)], ValueError, "no poses_3d")]
+    for val, exc, match in cases:
+        lf = DiffPoseLifter(seed=0, **TINY)
+        with pytest.raises(exc, match=match):
+            lf.fit(train, val=val, context_steps=1, diffusion_steps=1, progress=False)
+        assert not lf.trained   # refused before any step ran
+
+
+def test_hand_built_gmm_fits_are_refused():
+    import dataclasses
+
+    from diffpose_fast.ops.gmm import em_fit, gmm_log_prob, gmm_sample
+
+    x = torch.randn(2, 30, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for cov in ("full", "diag"):
+        fit = em_fit(x, 2, covariance=cov, backend="reference", generator=torch.Generator().manual_seed(0))
+        bad = [
+            (dataclasses.replace(fit, weights=-fit.weights), "non-negative"),
+            (dataclasses.replace(fit, weights=fit.weights * 2), "summing to 1"),
+            (dataclasses.replace(fit, means=fit.means[:, :1]), "shapes disagree"),
+            (dataclasses.replace(fit, covariances=-fit.covariances), "positive definite"),
+            (dataclasses.replace(fit, means=fit.means * float("nan")), "finite"),
+        ]
+        for broken, match in bad:
+            with pytest.raises(ValueError, match=match):
+                gmm_sample(broken, 4)
+            with pytest.raises(ValueError, match=match):
+                gmm_log_prob(broken, x)
+        assert torch.isfinite(gmm_log_prob(fit, x)).all()
+
+
+def test_write_bvh_refuses_a_non_finite_frame_rate(tmp_path):
+    from diffpose_fast.export import write_bvh
+
+    poses = generate_sequences(1, 4, seed=0)[0].root_relative_poses()
+    for fps in (float("inf"), float("nan"), 0, -30):
+        with pytest.raises(ValueError, match="fps must be"):
+            write_bvh(tmp_path / "x.bvh", poses, fps=fps)
+    assert not (tmp_path / "x.bvh").exists()

@@ -22,13 +22,18 @@ __all__ = ["PoseSequence", "KEYPOINT_MARGIN"]
 # enough for people partly out of frame, narrow enough to catch keypoints in the wrong units or a wrong
 # image_size (normalised coordinates passed as pixels with image_size=(1, 1) of a 1000 px image, etc.).
 KEYPOINT_MARGIN = 1.0
+MAX_IMAGE_SIDE_PX = 1_000_000     # image_size beyond this is refused (its squares would overflow float32 downstream)
+MAX_POSE_M = 1000.0               # a 3D joint farther than this from the camera (metres) is refused
 
 
 def _to_numpy(value: Any, name: str, dtype) -> np.ndarray:
     """Convert numpy / torch / nested lists to a fresh array of ``dtype``; TypeError for non-numeric input."""
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        if value.dtype in (torch.bfloat16, torch.float16):   # numpy has no bfloat16: widen, exactly
+            value = value.float()
+        value = value.numpy()
     try:
         array = np.asarray(value)
     except Exception as exc:  # ragged nested lists
@@ -135,6 +140,9 @@ class PoseSequence:
             _check_shape(p3, "poses_3d", (t, NUM_JOINTS, 3), f"[T={t}, {NUM_JOINTS}, 3] (metres) like keypoints_2d")
             if not np.isfinite(p3).all():
                 raise ValueError("PoseSequence: poses_3d must be finite, got NaN or inf")
+            if np.abs(p3).max() > MAX_POSE_M:
+                raise ValueError(f"PoseSequence: poses_3d must be metres in the camera frame, within {MAX_POSE_M:g} m "
+                                 f"of the camera; got a coordinate of {np.abs(p3).max():.3g}")
 
         hm = boxes = None
         if heatmaps is not None:
@@ -186,6 +194,9 @@ class PoseSequence:
                 raise TypeError(f"PoseSequence: image_size {name} must be a number, got {type(value).__name__}")
             if not (np.isfinite(value) and value > 0):
                 raise ValueError(f"PoseSequence: image_size must be positive and finite, got {image_size!r}")
+            if value > MAX_IMAGE_SIDE_PX:
+                raise ValueError(f"PoseSequence: image_size sides must be at most {MAX_IMAGE_SIDE_PX} px, got "
+                                 f"{image_size!r}")
         # Keep ints as ints so (1000, 1002) reads back unchanged.
         return tuple(int(v) if float(v).is_integer() else float(v) for v in (w, h))
 

@@ -310,8 +310,33 @@ def _unstandardise(means, cov, ll, centre, scale, op):
 
 
 def _check_fit(fit, op: str) -> GMMFit:
+    """A GMMFit whose parameters make a mixture: shapes that agree, weights >= 0 summing to 1, finite means,
+    positive-definite covariances (a hand-built or altered fit is refused here, not deep in the arithmetic)."""
     if not isinstance(fit, GMMFit):
         raise TypeError(f"{op}: fit must be a GMMFit (from em_fit), got {type(fit).__name__}")
+    if fit.covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(f"{op}: fit.covariance_type must be one of {list(COVARIANCE_TYPES)}, "
+                         f"got {fit.covariance_type!r}")
+    w, mu, cov = fit.weights, fit.means, fit.covariances
+    if not all(isinstance(t, torch.Tensor) and t.is_floating_point() for t in (w, mu, cov)) or mu.dim() != 3:
+        raise ValueError(f"{op}: fit.weights, means and covariances must be floating tensors, means [B, M, D]")
+    b, m, d = mu.shape
+    want_cov = (b, m, d) if fit.covariance_type == "diag" else (b, m, d, d)
+    if tuple(w.shape) != (b, m) or tuple(cov.shape) != want_cov:
+        raise ValueError(f"{op}: fit shapes disagree: means {list(mu.shape)} needs weights {[b, m]} and "
+                         f"covariances {list(want_cov)}, got {list(w.shape)} and {list(cov.shape)}")
+    for name, t in (("weights", w), ("means", mu), ("covariances", cov)):
+        _check_finite(f"fit.{name}", t, op)
+    if bool((w < 0).any()) or not torch.allclose(w.double().sum(-1), torch.ones(b, dtype=torch.float64,
+                                                                                 device=w.device), atol=1e-4):
+        raise ValueError(f"{op}: fit.weights must be non-negative with each row summing to 1")
+    if fit.covariance_type == "diag":
+        positive = bool((cov > 0).all())
+    else:
+        symmetric = torch.allclose(cov, cov.transpose(-1, -2), rtol=1e-4, atol=0.0)
+        positive = symmetric and bool((torch.linalg.cholesky_ex(cov.double())[1] == 0).all())
+    if not positive:
+        raise ValueError(f"{op}: fit.covariances must be symmetric positive definite (diag: positive variances)")
     return fit
 
 
