@@ -187,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-2d", help="h36m: 2D file (gt, CPN detections, or a DiffPose GMM file)")
     p.add_argument("--test-npz", help="3dhp: data_test_3dhp.npz")
     _add_sampling(p)
-    p.add_argument("--flip-tta", action="store_true", help="flip test-time augmentation")
+    p.add_argument("--flip-tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="flip test-time augmentation (default: the protocol's: off for synthetic and h36m, on for "
+                        "3dhp, as in the official code)")
     p.add_argument("--downsample", type=_positive_int, default=1, help="h36m: every n-th frame (default 1)")
     p.add_argument("--sequences", type=_positive_int, default=5, help="synthetic: sequences (default 5)")
     p.add_argument("--frames", type=_positive_int, default=200, help="synthetic: frames each (default 200)")
@@ -547,7 +549,9 @@ def _protocols_training():
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     device = _device(args.device)
     steps = args.steps if args.sampler == "ddim" else None
-    sampling = dict(sampler=args.sampler, num_samples=args.num_samples, steps=steps, flip_tta=args.flip_tta)
+    sampling = dict(sampler=args.sampler, num_samples=args.num_samples, steps=steps)
+    if args.flip_tta is not None:   # otherwise each protocol's own default (3dhp: on)
+        sampling["flip_tta"] = args.flip_tta
     format_report = _protocols("format_report")
     try:
         if args.data == "synthetic":

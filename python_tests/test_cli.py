@@ -325,3 +325,39 @@ def test_hostile_and_corrupt_inputs_give_one_line_and_exit_2(tmp_path, capsys, d
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("diffpose-fast lift: error:"), err
         assert needle in lines[0] and "Traceback" not in err, (needle, err)
+
+
+def test_evaluate_flip_tta_defaults_to_the_protocols_own(tmp_path, capsys, monkeypatch):
+    """3DHP's protocol flips by default (as the official code); the CLI passes --flip-tta / --no-flip-tta only
+    when given, so `evaluate --data 3dhp` and `protocols.evaluate_3dhp` agree."""
+    import inspect
+
+    from diffpose_fast import cli, protocols
+
+    seen = []
+
+    def fake(name):
+        if name == "format_report":
+            return lambda report: "report"
+        real = getattr(protocols, name)
+
+        def run(*args, **kwargs):
+            flip = kwargs.get("flip_tta", inspect.signature(real).parameters["flip_tta"].default)
+            seen.append((name, flip))
+            return {}
+        return run
+
+    monkeypatch.setattr(cli, "_protocols", fake)
+    (tmp_path / "m").mkdir()
+    for name in ("t.npz", "a.npz", "b.npz"):   # existence is checked by the CLI; the fake protocol reads nothing
+        (tmp_path / name).write_bytes(b"")
+    base = ["evaluate", "--checkpoint", tmp_path / "m"]
+    for extra, want in (([], True), (["--no-flip-tta"], False), (["--flip-tta"], True)):
+        code, _, err = _run(capsys, base + ["--data", "3dhp", "--test-npz", tmp_path / "t.npz"] + extra)
+        assert code == 0, err
+        assert seen[-1] == ("evaluate_3dhp", want)
+    for extra, want in (([], False), (["--flip-tta"], True)):
+        code, _, err = _run(capsys, base + ["--data", "h36m", "--data-3d", tmp_path / "a.npz", "--data-2d",
+                                            tmp_path / "b.npz"] + extra)
+        assert code == 0, err
+        assert seen[-1] == ("evaluate_h36m", want)

@@ -11,6 +11,8 @@ on a GPU only (python_tests/test_fast_sampler.py).
 """
 from __future__ import annotations
 
+import weakref
+
 import torch
 
 from ..diffusion.schedule import DiffusionSchedule
@@ -74,7 +76,9 @@ class GraphedSampler:
         return self.out[:B].clone()  # outside inference mode: an ordinary tensor, not a view of the buffer
 
 
-_graphs: dict = {}
+# Graphs live as long as their FusedDenoiser (weak keys): a freed model frees its graphs, and a new model that
+# happens to get a recycled id() can never replay a graph bound to the old one's weights.
+_graphs: "weakref.WeakKeyDictionary[FusedDenoiser, dict]" = weakref.WeakKeyDictionary()
 
 
 def graphed_sample(fused: FusedDenoiser, features: torch.Tensor, h_K: torch.Tensor, mu: torch.Tensor,
@@ -83,9 +87,9 @@ def graphed_sample(fused: FusedDenoiser, features: torch.Tensor, h_K: torch.Tens
     if not h_K.is_cuda:
         raise ValueError("graphed_sample: tensors must be on a CUDA device")
     bucket = bucket_size(h_K.shape[0])
-    key = (id(fused), bucket, steps, repr(schedule), h_K.dtype, features.dtype, str(h_K.device),
-           denoiser_backend)
-    g = _graphs.get(key)
+    key = (bucket, steps, repr(schedule), h_K.dtype, features.dtype, str(h_K.device), denoiser_backend)
+    per_model = _graphs.setdefault(fused, {})
+    g = per_model.get(key)
     if g is None or g.weights_key != fused._weights_key():
-        g = _graphs[key] = GraphedSampler(fused, schedule, steps, bucket, h_K, features, denoiser_backend)
+        g = per_model[key] = GraphedSampler(fused, schedule, steps, bucket, h_K, features, denoiser_backend)
     return g(features, h_K, mu)
