@@ -15,7 +15,10 @@ from . import reference
 
 COVARIANCE_TYPES = ("full", "diag")
 MAX_DRAW_ELEMENTS = 1 << 28          # values gmm_sample returns per call (1 GiB of float32)
-INIT_METHODS = ("kmeans++", "random")
+INIT_METHODS = ("kmeans", "kmeans++", "random")
+VARIANCE_FLOOR_EPS = 3.0   # variances at least 3 eps of the dtype times each fit's squared spread: lower lets float32
+#                            rounding of nearly flat directions show (collinear data), higher costs fit quality
+KMEANS_MAX_ITER = 100   # Lloyd iterations of init="kmeans" at most (scikit-learn's KMeans default is 300)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,11 +129,49 @@ def kmeans_plusplus_from_uniforms(samples: torch.Tensor, uniforms: torch.Tensor)
     return torch.stack(centres, 1)
 
 
+def lloyd_centres(samples: torch.Tensor, centres: torch.Tensor, max_iter: int = KMEANS_MAX_ITER) -> torch.Tensor:
+    """k-means (Lloyd) from initial centres [B, M, D] on samples [B, n, D], every mixture at once, in float64:
+    assign each sample to its nearest centre, move each centre to its samples' mean (a centre left without
+    samples stays where it was), until no assignment changes or ``max_iter``. Returns centres [B, M, D]."""
+    x = samples.double()
+    c = centres.double().clone()
+    b, n, _ = x.shape
+    m = c.shape[1]
+    labels = None
+    for _ in range(max_iter):
+        new = torch.cdist(x, c).argmin(-1)                                   # [B, n]
+        if labels is not None and torch.equal(new, labels):
+            break
+        labels = new
+        one_hot = torch.nn.functional.one_hot(labels, m).double()            # [B, n, M]
+        counts = one_hot.sum(1)                                              # [B, M]
+        sums = one_hot.transpose(1, 2) @ x                                   # [B, M, D]
+        c = torch.where(counts[..., None] > 0, sums / counts.clamp_min(1)[..., None], c)
+    return c.to(samples.dtype)
+
+
 def kmeans_plusplus_centres(samples: torch.Tensor, num_components: int,
                             generator: torch.Generator | None) -> torch.Tensor:
-    """k-means++ seeding with uniforms drawn from ``generator``: centres [B, M, D]."""
-    u = torch.rand((samples.shape[0], num_components), generator=generator, dtype=torch.float64)
-    return kmeans_plusplus_from_uniforms(samples, u)
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii's D^2 sampling with 2 + log M candidates per centre, the
+    one that lowers the k-means potential most kept, as scikit-learn does) with uniforms drawn from
+    ``generator``: centres [B, M, D]."""
+    b, n, _ = samples.shape
+    trials = 2 + int(math.log(num_components)) if num_components > 1 else 1
+    u = torch.rand((b, num_components, trials), generator=generator, dtype=torch.float64).to(samples.device)
+    x = samples.double()
+    rows = torch.arange(b, device=samples.device)
+    uniform = torch.ones((b, n), dtype=torch.float64, device=samples.device)
+    centres = [x[rows, inverse_cdf(uniform, u[:, 0, :1]).squeeze(1)]]
+    d2 = ((x - centres[0][:, None, :]) ** 2).sum(-1)                                   # [B, n]
+    for m in range(1, num_components):
+        w = torch.where(d2.sum(-1, keepdim=True) > 0, d2, uniform)
+        cand = inverse_cdf(w, u[:, m])                                                  # [B, L]
+        cand_x = torch.gather(x, 1, cand[..., None].expand(-1, -1, x.shape[-1]))       # [B, L, D]
+        cand_d2 = torch.minimum(d2[:, None, :], torch.cdist(cand_x, x) ** 2)           # [B, L, n]
+        best = cand_d2.sum(-1).argmin(-1)                                              # [B]
+        centres.append(cand_x[rows, best])
+        d2 = cand_d2[rows, best]
+    return torch.stack(centres, 1).to(samples.dtype)
 
 
 def initial_responsibilities(samples: torch.Tensor, num_components: int, init, init_resp,
@@ -156,6 +197,8 @@ def initial_responsibilities(samples: torch.Tensor, num_components: int, init, i
         return _hard_assignment(samples, means.to(device=samples.device, dtype=samples.dtype))
     if init == "kmeans++":
         return _hard_assignment(samples, kmeans_plusplus_centres(samples, m, generator))
+    if init == "kmeans":
+        return _hard_assignment(samples, lloyd_centres(samples, kmeans_plusplus_centres(samples, m, generator)))
     if init == "random":
         # scikit-learn's "random": uniform draws normalised over components.
         r = torch.rand((b, n, m), generator=generator, dtype=torch.float64)
@@ -208,7 +251,7 @@ def _backend_module(name: str):
 
 def em_fit(samples: torch.Tensor, num_components: int = 5, *, covariance: str = "full", max_iter: int = 100,
            tol: float = 1e-3, reg_covar: float = 1e-6, reg_covar_mode: str = "absolute",
-           init: Union[str, torch.Tensor] = "kmeans++", init_resp: torch.Tensor | None = None,
+           init: Union[str, torch.Tensor] = "kmeans", init_resp: torch.Tensor | None = None,
            generator: torch.Generator | None = None, backend: str = "auto") -> GMMFit:
     """Fit B independent Gaussian mixtures by EM (paper Eq. 6), one per row of ``samples``.
 
@@ -221,8 +264,9 @@ def em_fit(samples: torch.Tensor, num_components: int = 5, *, covariance: str = 
         tol: stop a mixture when its mean log-likelihood changes by less than this (scikit-learn's rule).
         reg_covar: added to every covariance diagonal; ``reg_covar_mode`` "absolute" (as is) or "relative"
             (times the data's scale, see ``regularisation``).
-        init: "kmeans++" (seeded D^2 sampling, then each sample to its nearest seed), "random" (random soft
-            responsibilities), or initial means [B, M, D] (each sample to its nearest mean).
+        init: "kmeans" (k-means++ seeds refined by Lloyd's k-means, then each sample to its nearest centre:
+            scikit-learn's default), "kmeans++" (seeded D^2 sampling, then each sample to its nearest seed),
+            "random" (random soft responsibilities), or initial means [B, M, D] (each sample to its nearest).
         init_resp: initial responsibilities [B, n, M] (rows sum to 1); overrides ``init``. With these, the fit
             starts exactly where scikit-learn does from the same responsibilities.
         generator: torch.Generator for the initialisation (CPU generator).
@@ -265,8 +309,8 @@ def em_fit(samples: torch.Tensor, num_components: int = 5, *, covariance: str = 
     if isinstance(init, torch.Tensor) and init.is_floating_point() and tuple(init.shape) == (b, m, d):
         init = ((init.to(samples.device, torch.float64) - centre) / scale[:, None, None]).to(samples.dtype)
     resp0 = initial_responsibilities(x, m, init, init_resp, generator, op)
-    # the regulariser in the scaled units, floored so that no variance can collapse to zero in this dtype
-    reg_x = torch.clamp(reg / scale ** 2, min=10.0 * torch.finfo(samples.dtype).eps)
+    # the regulariser in the scaled units, floored at VARIANCE_FLOOR_EPS of the dtype so no variance collapses to zero
+    reg_x = torch.clamp(reg / scale ** 2, min=VARIANCE_FLOOR_EPS * torch.finfo(samples.dtype).eps)
     with torch.no_grad():
         weights, means, cov, ll, n_iter, converged = _backend_module(name).fit(
             x, resp0.contiguous(), reg_x, covariance, max_iter, tol)
@@ -333,7 +377,8 @@ def _check_fit(fit, op: str) -> GMMFit:
     if fit.covariance_type == "diag":
         positive = bool((cov > 0).all())
     else:
-        symmetric = torch.allclose(cov, cov.transpose(-1, -2), rtol=1e-4, atol=0.0)
+        size = torch.diagonal(cov, dim1=-2, dim2=-1).abs().amax(-1)                  # [B, M]
+        symmetric = bool(((cov - cov.transpose(-1, -2)).abs().amax((-2, -1)) <= 1e-4 * size).all())
         positive = symmetric and bool((torch.linalg.cholesky_ex(cov.double())[1] == 0).all())
     if not positive:
         raise ValueError(f"{op}: fit.covariances must be symmetric positive definite (diag: positive variances)")
