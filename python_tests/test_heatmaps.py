@@ -148,3 +148,15 @@ def test_errors(call, exc, words):
 def test_auto_boxes_min_side():
     b = auto_boxes(np.array([[[10.0, 10.0]]]), (64, 64), min_side_px=np.array([30.0]))
     np.testing.assert_allclose(b, [[-5.0, -5.0, 25.0, 25.0]])
+
+
+def test_mixing_sequences_with_and_without_heatmaps_says_what_it_does():
+    from diffpose_fast.data.synthetic import SyntheticConfig, generate_sequences
+    from diffpose_fast.training.frames import frames_from_sequences
+
+    with_maps = generate_sequences(1, 4, seed=0, config=SyntheticConfig(heatmap_size=(16, 16)))
+    without = generate_sequences(1, 4, seed=1)
+    assert frames_from_sequences(with_maps, 0.8, require_poses=True).heatmaps is not None
+    with pytest.warns(UserWarning, match="1 of 2 sequences carry heatmaps.*confidence Gaussian for all"):
+        frames = frames_from_sequences(with_maps + without, 0.8, require_poses=True)
+    assert frames.heatmaps is None

@@ -11,6 +11,7 @@ A ``FrameSet`` holds F frames side by side (every tensor's first dimension is F)
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Optional, Sequence
 
 import numpy as np
@@ -93,6 +94,12 @@ def frames_from_sequences(sequences: Sequence, default_confidence: float, requir
     parts: dict[str, list] = {k: [] for k in ("inputs", "keypoints", "confidence", "image_size", "poses",
                                               "heatmaps", "boxes")}
     with_heatmaps = all(s.heatmaps is not None for s in sequences)
+    some = sum(s.heatmaps is not None for s in sequences)
+    if 0 < some < len(sequences):
+        # one FrameSet holds one kind of H_K: say so instead of dropping the heatmaps without a word
+        warnings.warn(f"{some} of {len(sequences)} sequences carry heatmaps and {len(sequences) - some} do not: "
+                      "H_K uses the keypoint-confidence Gaussian for all of them (heatmaps are used only when "
+                      "every sequence has them)", UserWarning, stacklevel=3)
     for i, seq in enumerate(sequences):
         t = seq.num_frames
         conf = (seq.confidence if seq.confidence is not None
