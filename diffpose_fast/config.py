@@ -70,7 +70,9 @@ class LifterConfig:
     # --- training
     context_epochs: int = 30
     diffusion_epochs: int = 30
-    batch_size: int = 256
+    context_min_steps: int = 2000          # fit() without steps: at least this many per stage, whatever the epochs
+    diffusion_min_steps: int = 3000        # give on small data (docs/design.md "Budget")
+    batch_size: int = 128
     context_lr: float = 1e-3
     diffusion_lr: float = 5e-4
     weight_decay: float = 1e-4
@@ -106,7 +108,7 @@ class LifterConfig:
             if value > SIZE_LIMITS.get(name, value):
                 raise ValueError(f"LifterConfig: {name} must be at most {SIZE_LIMITS[name]} (a size limit checked "
                                  f"before anything is allocated), got {value}")
-        for name in ("context_epochs", "diffusion_epochs"):
+        for name in ("context_epochs", "diffusion_epochs", "context_min_steps", "diffusion_min_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"LifterConfig: {name} must be an int >= 0, got {value!r}")

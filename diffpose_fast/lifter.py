@@ -111,7 +111,9 @@ class DiffPoseLifter:
         Args:
             train: PoseSequences with poses_3d (metres, camera frame).
             val: optional sequences evaluated after training (``evaluate``'s report lands in history["val"]).
-            context_steps, diffusion_steps: optimiser steps per stage (None: the configured epochs).
+            context_steps, diffusion_steps: optimiser steps per stage (None: config.context_epochs /
+                diffusion_epochs passes over the frames, but at least config.context_min_steps /
+                diffusion_min_steps: 2,000 and 3,000, what ~10,000 frames of real motion need).
             batch_size: frames per step (None: config.batch_size).
             progress: show progress bars (rank 0 only).
             checkpoint_dir: folder for training checkpoints (rank 0 writes them; ``training.checkpoint``).
@@ -138,10 +140,11 @@ class DiffPoseLifter:
         bs = self.config.batch_size if batch_size is None else _positive_int(batch_size, "batch_size")
         frames = frames_from_sequences(train, self.config.default_confidence, require_poses=True)
         folds = assign_folds([s.num_frames for s in train], self.config.context_folds, self.seed)
-        c_steps = (steps_for(self.config.context_epochs, len(frames), bs) if context_steps is None
+        cfg = self.config   # without steps: the epochs, and at least the minimum steps (small data, "Budget")
+        c_steps = (max(steps_for(cfg.context_epochs, len(frames), bs), cfg.context_min_steps) if context_steps is None
                    else _positive_int(context_steps, "context_steps", minimum=0))
-        d_steps = (steps_for(self.config.diffusion_epochs, len(frames), bs) if diffusion_steps is None
-                   else _positive_int(diffusion_steps, "diffusion_steps", minimum=0))
+        d_steps = (max(steps_for(cfg.diffusion_epochs, len(frames), bs), cfg.diffusion_min_steps)
+                   if diffusion_steps is None else _positive_int(diffusion_steps, "diffusion_steps", minimum=0))
         if self.config.mode == "video":  # windows of config.frames frames (diffpose_fast.video.training)
             from .video.training import VideoTrainer
 

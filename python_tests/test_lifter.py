@@ -238,3 +238,17 @@ def test_loads_a_folder_saved_before_joint_embeddings_and_folds(tmp_path, data):
     seq = data[1][0]
     np.testing.assert_array_equal(back.predict(seq).samples, old.predict(seq).samples)
     assert LifterConfig().encoder_joint_embedding  # today's default differs: the legacy values were needed
+
+
+def test_default_budget_is_the_epochs_with_a_floor_of_steps(data):
+    """fit() without step arguments: config epochs over the frames, but at least the configured minimum steps."""
+    train = data[0][:1]                                     # 48 frames: one epoch is 2 steps of 32
+    small = DiffPoseLifter(seed=0, **{**TINY, "context_epochs": 1, "diffusion_epochs": 1,
+                                      "context_min_steps": 3, "diffusion_min_steps": 4})
+    history = small.fit(train, progress=False)
+    assert (len(history["context"]), len(history["diffusion"])) == (3, 4)
+    many = DiffPoseLifter(seed=0, **{**TINY, "context_epochs": 3, "diffusion_epochs": 2,
+                                     "context_min_steps": 3, "diffusion_min_steps": 1})
+    history = many.fit(train, progress=False)
+    assert (len(history["context"]), len(history["diffusion"])) == (6, 4)
+    assert LifterConfig().batch_size == 128 and LifterConfig().context_min_steps == 2000
