@@ -164,9 +164,10 @@ def test_metrics_refuse_mismatched_shapes(a, b):
 def test_em_fit_on_degenerate_data_matches_float64_or_refuses(data, b, m, d, extra, spread, offset, dups, cov,
                                                                backend, mode):
     """Small degenerate problems (few points per component, duplicates, spreads from 1e-30 to 1e19 far from the
-    origin): a float32 fit is finite with a log-likelihood within 1e-2 (1 + |ll|) of the float64 fit of the same
-    data from the same responsibilities (given the variance floor float32 can hold), or refuses with a ValueError
-    naming the dtype's range."""
+    origin): one EM iteration in float32 gives a log-likelihood within 1e-2 (1 + |ll|) of the same iteration in
+    float64 on the same data from the same responsibilities (given the variance floor float32 can hold), or
+    refuses with a ValueError naming the dtype's range; a long float32 fit stays finite and normalised. (Long fits
+    are not compared: on such data EM is chaotic, and rounding can lead float32 to another local optimum.)"""
     n = m + extra
     x = data.draw(hnp.arrays(np.float64, (b, n, d), elements=st.floats(-1, 1)))
     if dups:
@@ -178,7 +179,7 @@ def test_em_fit_on_degenerate_data_matches_float64_or_refuses(data, b, m, d, ext
     from diffpose_fast.ops.gmm import api
 
     reg_covar = 1e-6 if mode == "absolute" else 1e-3
-    kw = dict(covariance=cov, max_iter=5, tol=0.0, backend=backend)
+    kw = dict(covariance=cov, max_iter=1, tol=0.0, backend=backend)
     # float32 cannot hold variances below a few eps of the data's spread: the float64 oracle is given the same floor
     reg = api.regularisation(x64, reg_covar, mode)
     _, _, scale = api.standardise(x64, reg)
@@ -201,3 +202,8 @@ def test_em_fit_on_degenerate_data_matches_float64_or_refuses(data, b, m, d, ext
     torch.testing.assert_close(fit.weights.sum(-1).double(), torch.ones(b, dtype=torch.float64), rtol=0, atol=1e-4)
     ll, ll64 = fit.log_likelihood.double(), ref.log_likelihood
     assert ((ll - ll64).abs() <= 1e-2 * (1 + ll64.abs())).all(), (ll, ll64)
+    long = em_fit(x32, m, init_resp=r.float(), reg_covar=reg_covar, reg_covar_mode=mode,
+                  **dict(kw, max_iter=20))
+    for value in (long.weights, long.means, long.covariances, long.log_likelihood):
+        assert torch.isfinite(value).all()
+    torch.testing.assert_close(long.weights.sum(-1).double(), torch.ones(b, dtype=torch.float64), rtol=0, atol=1e-4)
