@@ -49,7 +49,7 @@ class DemoSettings:
     test_sequences: int = 4
     test_frames: int = 150
     context_steps: int = 150
-    diffusion_steps: int = 100
+    diffusion_steps: int = 400
     batch_size: int = 128
     num_samples: int = 5
     sampling_steps: int = 5
