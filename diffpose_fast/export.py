@@ -143,7 +143,13 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_TAG:
         raise ValueError(f"read_json: {os.fspath(path)!r} is not a {FORMAT_TAG} file")
     for key in ("mean", "samples", "std"):
-        doc[key] = np.array(doc[key], dtype=np.float64)  # None -> nan with dtype float
+        if key not in doc:
+            raise ValueError(f"read_json: {os.fspath(path)!r} has no {key!r} (a {FORMAT_TAG} file has mean, "
+                             "samples and std)")
+        try:
+            doc[key] = np.array(doc[key], dtype=np.float64)  # None -> nan with dtype float
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"read_json: {os.fspath(path)!r}: {key!r} is not an array of numbers ({exc})") from None
     return doc
 
 

@@ -370,3 +370,19 @@ def test_write_bvh_refuses_a_non_finite_frame_rate(tmp_path):
         with pytest.raises(ValueError, match="fps must be"):
             write_bvh(tmp_path / "x.bvh", poses, fps=fps)
     assert not (tmp_path / "x.bvh").exists()
+
+
+def test_export_read_json_names_what_is_missing_or_malformed(tmp_path):
+    import json
+
+    from diffpose_fast.export import FORMAT_TAG, read_json
+
+    cases = [({"format": FORMAT_TAG, "samples": [], "std": []}, "has no 'mean'"),
+             ({"format": FORMAT_TAG, "mean": [[1, "a"]], "samples": [], "std": []}, "'mean' is not an array"),
+             ({"format": FORMAT_TAG, "mean": [[1], [1, 2]], "samples": [], "std": []}, "'mean' is not an array"),
+             ([1, 2], "is not a"), ("text", "is not a")]
+    for i, (doc, match) in enumerate(cases):
+        path = tmp_path / f"r{i}.json"
+        path.write_text(json.dumps(doc))
+        with pytest.raises(ValueError, match=match):
+            read_json(path)
