@@ -217,3 +217,21 @@ def test_lloyd_refines_kmeans_plusplus_seeds():
     refined = api.lloyd_centres(x, seeds)
     assert (potential(refined) <= potential(seeds) + 1e-9).all()
     torch.testing.assert_close(api.lloyd_centres(x, refined, max_iter=1), refined)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_dead_component_is_reseeded(backend):
+    """Three blobs, a start that gives component 2 no sample: EM alone leaves it dead; the re-seed revives it and
+    the fit is better."""
+    gen = torch.Generator().manual_seed(9)
+    centres = torch.tensor([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]], dtype=torch.float64)
+    x = (centres[torch.arange(300) % 3] + 0.5 * torch.randn(300, 2, generator=gen, dtype=torch.float64))[None]
+    resp = torch.zeros(1, 300, 3, dtype=torch.float64)
+    resp[0, :, 0] = (torch.arange(300) % 3 != 1).double()
+    resp[0, :, 1] = (torch.arange(300) % 3 == 1).double()
+    _usable(backend, x, 3)
+    stuck = em_fit(x, 3, init_resp=resp, backend=backend, reseed_dead=False)
+    fixed = em_fit(x, 3, init_resp=resp, backend=backend)
+    assert stuck.weights[0, 2] * 300 < 1.0
+    assert (fixed.weights[0] > 0.25).all()
+    assert fixed.log_likelihood[0] > stuck.log_likelihood[0] + 0.1

@@ -149,5 +149,6 @@ def fit_initial_distribution(samples: torch.Tensor, seed_u: torch.Tensor, *, sco
     x = gmm_inputs(samples, scope)
     init = kmeans_plusplus_from_uniforms(x, seed_u.reshape(x.shape[0], -1))
     fit = em_fit(x, num_components, covariance=covariance, max_iter=max_iter, tol=tol, reg_covar=reg_covar,
-                 reg_covar_mode="relative", init=init, backend=backend)
+                 reg_covar_mode="relative", init=init, backend=backend,
+                 reseed_dead=False)   # H_K's fits start from the step's own seeds (bit-exact, no second pass)
     return InitialDistribution(batch=b, num_joints=j, scope=scope, fit=fit)

@@ -252,7 +252,7 @@ def _backend_module(name: str):
 def em_fit(samples: torch.Tensor, num_components: int = 5, *, covariance: str = "full", max_iter: int = 100,
            tol: float = 1e-3, reg_covar: float = 1e-6, reg_covar_mode: str = "absolute",
            init: Union[str, torch.Tensor] = "kmeans", init_resp: torch.Tensor | None = None,
-           generator: torch.Generator | None = None, backend: str = "auto") -> GMMFit:
+           generator: torch.Generator | None = None, backend: str = "auto", reseed_dead: bool = True) -> GMMFit:
     """Fit B independent Gaussian mixtures by EM (paper Eq. 6), one per row of ``samples``.
 
     Args:
@@ -271,6 +271,9 @@ def em_fit(samples: torch.Tensor, num_components: int = 5, *, covariance: str = 
             starts exactly where scikit-learn does from the same responsibilities.
         generator: torch.Generator for the initialisation (CPU generator).
         backend: "auto", "native" (C++/OpenMP on CPU, CUDA on GPU) or "reference" (plain PyTorch).
+        reseed_dead: fit a mixture again, once, when a component ends with less than one sample's worth of
+            responsibility, its dead components restarted at the worst-explained samples; kept if better
+            (not with max_iter=0, which returns the initial M step as it is).
 
     Returns:
         GMMFit with parameters in the dtype and on the device of ``samples``.
@@ -311,11 +314,41 @@ def em_fit(samples: torch.Tensor, num_components: int = 5, *, covariance: str = 
     resp0 = initial_responsibilities(x, m, init, init_resp, generator, op)
     # the regulariser in the scaled units, floored at VARIANCE_FLOOR_EPS of the dtype so no variance collapses to zero
     reg_x = torch.clamp(reg / scale ** 2, min=VARIANCE_FLOOR_EPS * torch.finfo(samples.dtype).eps)
+    backend_fit = _backend_module(name).fit
     with torch.no_grad():
-        weights, means, cov, ll, n_iter, converged = _backend_module(name).fit(
-            x, resp0.contiguous(), reg_x, covariance, max_iter, tol)
+        weights, means, cov, ll, n_iter, converged = backend_fit(x, resp0.contiguous(), reg_x, covariance,
+                                                                 max_iter, tol)
+        if reseed_dead and m > 1 and max_iter > 0:
+            weights, means, cov, ll, n_iter, converged = _reseed_dead(
+                backend_fit, x, reg_x, covariance, max_iter, tol, (weights, means, cov, ll, n_iter, converged))
     means, cov, ll = _unstandardise(means, cov, ll, centre, scale, op)
     return GMMFit(weights, means, cov, ll, n_iter, converged, covariance, name)
+
+
+def _reseed_dead(backend_fit, x, reg, covariance, max_iter, tol, result):
+    """Mixtures left with a dead component (responsibility worth less than one sample) are fitted again once: each
+    dead component restarts at one of the worst-explained samples, the others at their fitted means, and the new
+    fit replaces the old where its log-likelihood is higher. EM cannot revive a component by itself (its
+    responsibilities stay zero), so this is the only way back from a bad start."""
+    weights, means, cov, ll, n_iter, converged = result
+    n = x.shape[1]
+    dead = weights * n < 1.0                                           # [B, M]
+    rows = dead.any(-1).nonzero().squeeze(1)
+    if rows.numel() == 0:
+        return result
+    xs = x[rows]
+    worst = reference.mixture_log_prob(xs, weights[rows], means[rows], cov[rows], covariance).argsort(-1)  # [R, n]
+    start = means[rows].clone()
+    for r in range(rows.numel()):
+        for slot, comp in enumerate(dead[rows[r]].nonzero().squeeze(1).tolist()):
+            start[r, comp] = xs[r, worst[r, slot % n]]
+    refit = backend_fit(xs, _hard_assignment(xs, start).contiguous(), reg[rows], covariance, max_iter, tol)
+    better = refit[3] > ll[rows]
+    keep = rows[better]
+    out = [t.clone() for t in result]
+    for t, new in zip(out, refit):
+        t[keep] = new[better].to(t.dtype)
+    return tuple(out)
 
 
 def standardise(samples: torch.Tensor, reg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
