@@ -405,20 +405,27 @@ def _cmd_lift(args: argparse.Namespace) -> int:
             print(f"{name}: skipped: no frame with at least {args.min_joints} detected joints", flush=True)
             continue
         idx = np.flatnonzero(keep)
-        try:
-            seq = PoseSequence(kp[idx], image_size=image_size, confidence=conf[idx])
-        except (ValueError, TypeError) as exc:
-            raise CliError(f"{name}: {exc} (is --image-size right, and are the keypoints in pixels?)") from None
-        t0 = time.perf_counter()
-        res = lifter.predict(seq, sampler=args.sampler, num_samples=args.num_samples,
-                             steps=args.steps if args.sampler == "ddim" else None, batch_size=args.batch_size)
-        seconds = time.perf_counter() - t0
+        # each run of consecutive kept frames is lifted as its own sequence: a gap is never joined over (a video
+        # model's windows, and the hypotheses' shared draws, would otherwise run across it)
+        runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
         t_all = kp.shape[0]
-        n = res.samples.shape[0]
-        mean = np.full((t_all, 17, 3), np.nan, np.float32)
-        samples = np.full((n, t_all, 17, 3), np.nan, np.float32)
-        std = np.full((t_all, 17), np.nan, np.float32)
-        mean[idx], samples[:, idx], std[idx] = res.poses_3d, res.samples, res.std
+        mean = samples = std = None
+        seconds = 0.0
+        for run in runs:
+            try:
+                seq = PoseSequence(kp[run], image_size=image_size, confidence=conf[run])
+            except (ValueError, TypeError) as exc:
+                raise CliError(f"{name}: {exc} (is --image-size right, and are the keypoints in pixels?)") from None
+            t0 = time.perf_counter()
+            res = lifter.predict(seq, sampler=args.sampler, num_samples=args.num_samples,
+                                 steps=args.steps if args.sampler == "ddim" else None, batch_size=args.batch_size)
+            seconds += time.perf_counter() - t0
+            if mean is None:
+                n = res.samples.shape[0]
+                mean = np.full((t_all, 17, 3), np.nan, np.float32)
+                samples = np.full((n, t_all, 17, 3), np.nan, np.float32)
+                std = np.full((t_all, 17), np.nan, np.float32)
+            mean[run], samples[:, run], std[run] = res.poses_3d, res.samples, res.std
         meta = {"source": os.fspath(args.input), "track_id": track.track_id, "checkpoint": args.checkpoint,
                 "keypoint_format": FORMAT_CHOICES.get(args.format or "", "auto"), "sampler": args.sampler,
                 "num_samples": int(n), "steps": args.steps if args.sampler == "ddim" else None,

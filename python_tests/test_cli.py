@@ -361,3 +361,31 @@ def test_evaluate_flip_tta_defaults_to_the_protocols_own(tmp_path, capsys, monke
                                             tmp_path / "b.npz"] + extra)
         assert code == 0, err
         assert seen[-1] == ("evaluate_h36m", want)
+
+
+def test_lift_never_joins_frames_across_a_gap(tmp_path, capsys, demo, monkeypatch):
+    """Frames without enough joints split the track: each run of consecutive frames is lifted on its own, and
+    the gap stays NaN in the outputs."""
+    from diffpose_fast import DiffPoseLifter
+
+    seq = generate_sequences(1, 9, seed=12)[0]
+    kp = np.concatenate([np.asarray(seq.keypoints_2d, np.float64), np.ones((9, 17, 1))], -1)
+    kp[3:5, :, 2] = 0.0                       # frames 3 and 4: nothing detected
+    path = tmp_path / "gap.npy"
+    np.save(path, kp)
+    lengths = []
+    real = DiffPoseLifter.predict
+
+    def spy(self, x, **kwargs):
+        lengths.append(x.num_frames)
+        return real(self, x, **kwargs)
+
+    monkeypatch.setattr(DiffPoseLifter, "predict", spy)
+    code, _, err = _run(capsys, ["lift", path, "--checkpoint", demo[1] / "model", "--format", "h36m",
+                                 "--image-size", *seq.image_size, "--out", tmp_path / "o", "--num-samples", 2,
+                                 "--steps", 1, "--no-progress"])
+    assert code == 0, err
+    assert lengths == [3, 4]
+    with np.load(tmp_path / "o" / "gap.npz", allow_pickle=False) as z:
+        mean = z["mean"]
+    assert np.isnan(mean[3:5]).all() and np.isfinite(mean[[0, 1, 2, 5, 6, 7, 8]]).all()
