@@ -679,6 +679,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _one_line(exc: BaseException) -> str:
     """The exception as one line: its message (the library's errors name the file or argument), else its type."""
+    known = False
     if isinstance(exc, RecursionError):
         text = "the input is nested too deeply to read"
     elif isinstance(exc, MemoryError):
@@ -687,12 +688,11 @@ def _one_line(exc: BaseException) -> str:
         import pickle
 
         text = " ".join(str(exc).split()) or type(exc).__name__
-        if isinstance(exc, (ValueError, OSError, pickle.UnpicklingError)):   # the library's own, naming the input
-            return text if len(text) <= 400 else text[:397] + "..."
-        text = f"{type(exc).__name__}: {text}"
-    if len(text) > 400:
-        text = text[:397] + "..."
-    return text + " (DIFFPOSE_FAST_TRACEBACK=1 shows where)"
+        known = isinstance(exc, (ValueError, OSError, pickle.UnpicklingError))   # the library's own, naming the input
+        if not known:
+            text = f"{type(exc).__name__}: {text}"
+    hint = "" if known else " (DIFFPOSE_FAST_TRACEBACK=1 shows where)"
+    return (text if len(text) <= 400 else text[:397] + "...") + hint
 
 
 if __name__ == "__main__":  # pragma: no cover
