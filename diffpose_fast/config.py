@@ -82,6 +82,8 @@ class LifterConfig:
     loss_weighting: str = "x0"             # plain x0 loss, or Eq. 9 exactly (x0 loss weighted by w_k)
     train_hypotheses: int = 1              # sets i per training sample in the estimate of Eq. 9's sum
     z_nll_weight: float = 0.1              # weight of the encoder's depth-spread likelihood in stage 1
+    calibration_fraction: float = 0.1      # share of the training frames fit() holds out (whole sequences) to
+    #                                        calibrate the spread when no val is given; 0: no calibration
     context_folds: int = 1                 # K cross-fitted encoders (docs/design.md "Cross-fitting"); 1: the paper's
     # --- inference
     num_samples: int = 5                   # N
@@ -146,6 +148,9 @@ class LifterConfig:
         if not 0 < self.keypoint_sigma_min <= self.keypoint_sigma_max:
             raise ValueError("LifterConfig: need 0 < keypoint_sigma_min <= keypoint_sigma_max, got "
                              f"{self.keypoint_sigma_min}, {self.keypoint_sigma_max}")
+        if isinstance(self.calibration_fraction, bool) or not 0 <= self.calibration_fraction <= 0.5:
+            raise ValueError(f"LifterConfig: calibration_fraction must be in [0, 0.5], got "
+                             f"{self.calibration_fraction!r}")
         if not 0 <= self.default_confidence <= 1:
             raise ValueError(f"LifterConfig: default_confidence must be in [0, 1], got {self.default_confidence}")
 
@@ -219,4 +224,5 @@ LEGACY_VALUES: dict[str, Any] = {
     "denoiser_joint_embedding": False,
     "denoiser_2d_input": False,
     "context_folds": 1,
+    "calibration_fraction": 0.0,
 }

@@ -23,6 +23,7 @@ from .pipeline import DiffPoseModel
 from .training.frames import FrameSet, frames_from_sequences
 from .training.folds import assign_folds
 from .training.trainer import Trainer, steps_for
+from .uncertainty import MIN_CALIBRATION_FRAMES, SpreadCalibration
 
 SAMPLERS = ("ddim", "ddpm", "context")
 POSE_BOUND_M = 2.0        # every coordinate of a lifted joint, metres from the root (predict clamps to it)
@@ -36,21 +37,19 @@ class LiftResult:
     poses_3d [T, 17, 3]: the mean of the N hypotheses (the paper's h_s); metres, root-relative, camera frame.
     samples [N, T, 17, 3]: the hypotheses h_0^1..N (N = 1 for sampler "context"), each coordinate within
         +-POSE_BOUND_M (2 m) of the root.
-    std [T, 17]: per-joint spread, the RMS distance (metres) of the samples to their mean (0 when N = 1).
-    spread_scale: the lifter's calibration factor (``DiffPoseLifter.calibrate_spread``; 1.0 until fitted).
+    std [T, 17]: per-joint spread, the RMS distance (metres) of the samples to their mean (0 when N = 1). Raw:
+        it ranks joints by their error but is several times too narrow (benchmarks/RESULTS.md).
+    calibrated_std [T, 17]: the number to read: metres within which about 61 % of joints' errors fall (as for a
+        calibrated isotropic Gaussian), from ``uncertainty.SpreadCalibration`` fitted by ``fit`` on held-out
+        sequences; also filled for N = 1 / sampler "context" (from the joint and its 2D confidence alone).
+        None for a model without a calibration (saved before it existed, or fitted with calibration_fraction 0).
     numpy float32 arrays, or CPU torch tensors when the input came as tensors.
     """
 
     poses_3d: Any
     samples: Any
     std: Any
-    spread_scale: float = 1.0
-
-    @property
-    def calibrated_std(self):
-        """[T, 17] metres: std x spread_scale, the spread within which about 61 % of joints' errors fall (as for
-        a calibrated isotropic Gaussian) once the lifter was calibrated on held-out data; equals std before."""
-        return self.std * self.spread_scale
+    calibrated_std: Any = None
 
     @property
     def num_samples(self) -> int:
@@ -96,7 +95,8 @@ class DiffPoseLifter:
         self.model.eval()
         self._raw_state: dict[str, torch.Tensor] | None = None  # raw (non-EMA) weights after training
         self.trained = False
-        self.spread_scale = 1.0  # LiftResult.calibrated_std = std x this (calibrate_spread)
+        # LiftResult.calibrated_std: {"spread": map for N >= 2, "context": map for N = 1}, or None
+        self.calibration: Optional[dict[str, SpreadCalibration]] = None
 
     # --------------------------------------------------------------------------------------------- train
     def fit(self, train: Sequence[PoseSequence], val: Optional[Sequence[PoseSequence]] = None, *,
@@ -110,7 +110,11 @@ class DiffPoseLifter:
 
         Args:
             train: PoseSequences with poses_3d (metres, camera frame).
-            val: optional sequences evaluated after training (``evaluate``'s report lands in history["val"]).
+            val: optional sequences evaluated after training (``evaluate``'s report lands in history["val"]) and
+                used to calibrate the spread. Without val, fit holds out config.calibration_fraction (10 %) of the
+                training frames as whole sequences (``training.folds.calibration_split``; with one or two long
+                sequences, the tail of the longest), trains on the rest and calibrates there
+                (``calibrate_spread``); calibration_fraction 0 trains on everything and leaves no calibration.
             context_steps, diffusion_steps: optimiser steps per stage (None: config.context_epochs /
                 diffusion_epochs passes over the frames, but at least config.context_min_steps /
                 diffusion_min_steps: 2,000 and 3,000, what ~10,000 frames of real motion need).
@@ -123,8 +127,9 @@ class DiffPoseLifter:
                 data) must be the one that wrote it; the result equals the uninterrupted run's.
 
         Returns:
-            {"context": [loss per step], "diffusion": [loss per step], "val": report or None} (a resumed run
-            returns the losses of the whole run).
+            {"context": [loss per step], "diffusion": [loss per step], "val": report or None, "calibration":
+            {"source": "val" | "held_out" | None, "sequences": held-out train indices, "frames": F}} (a resumed
+            run returns the losses of the whole run).
         """
         from .training import distributed
         from .training.checkpoint import resolve_resume
@@ -138,6 +143,7 @@ class DiffPoseLifter:
             self.device = dist.device
             self.model.to(self.device)
         bs = self.config.batch_size if batch_size is None else _positive_int(batch_size, "batch_size")
+        train, held_out, cal_info = self._calibration_holdout(train, val)
         frames = frames_from_sequences(train, self.config.default_confidence, require_poses=True)
         folds = assign_folds([s.num_frames for s in train], self.config.context_folds, self.seed)
         cfg = self.config   # without steps: the epochs, and at least the minimum steps (small data, "Budget")
@@ -166,7 +172,61 @@ class DiffPoseLifter:
         self.model.eval()
         self.trained = True
         history["val"] = self.evaluate(val) if val is not None else None
+        self.calibration = None
+        if held_out:
+            self._fit_calibration(held_out, cal_info)
+        history["calibration"] = cal_info
         return history
+
+    def _fit_calibration(self, held_out: list[PoseSequence], cal_info: dict) -> None:
+        """``calibrate_spread`` for the config's sampling (a config without spread, sampler "context" or N = 1:
+        DDIM with N = 5 for the spread's map); with too few valid frames a warning instead of an error, so that
+        a finished training is never lost to its calibration."""
+        import warnings
+
+        valid = sum(s.num_frames if s.valid is None else int(np.asarray(s.valid).sum()) for s in held_out)
+        if valid < MIN_CALIBRATION_FRAMES:
+            warnings.warn(f"fit: the calibration sequences have {valid} valid frames, fewer than "
+                          f"{MIN_CALIBRATION_FRAMES}; LiftResult.calibrated_std will be None", stacklevel=3)
+            return
+        cfg = self.config
+        if cfg.sampler == "context" or cfg.num_samples < 2:
+            self.calibrate_spread(held_out, sampler="ddim", num_samples=5, steps=cfg.sampling_steps)
+        else:
+            self.calibrate_spread(held_out)
+        cal_info["frames"] = self.calibration["spread"].frames
+
+    def _calibration_holdout(self, train: list[PoseSequence], val):
+        """(sequences to train on, sequences to calibrate on, history entry): ``fit``'s calibration slice."""
+        import warnings
+
+        from .training.folds import calibration_split
+
+        if val is not None:
+            return train, val, {"source": "val", "sequences": [], "frames": 0}
+        fraction = self.config.calibration_fraction
+        none = {"source": None, "sequences": [], "frames": 0}
+        if fraction == 0:
+            return train, [], none
+        keep, held = calibration_split([s.num_frames for s in train], fraction, self.seed)
+        if held:
+            return [train[i] for i in keep], [train[i] for i in held], {"source": "held_out", "sequences": held,
+                                                                       "frames": 0}
+        # one or two long sequences: the tail of the longest (one boundary frame pair leaks; documented in fit)
+        total = sum(s.num_frames for s in train)
+        longest = max(range(len(train)), key=lambda i: train[i].num_frames)
+        n_hold = int(round(fraction * total))
+        if n_hold < MIN_CALIBRATION_FRAMES or train[longest].num_frames - n_hold < 1:
+            warnings.warn(f"fit: {total} training frames leave too few to hold out for calibrating the spread "
+                          f"(at least {MIN_CALIBRATION_FRAMES}); LiftResult.calibrated_std will be None: pass val= "
+                          f"(sequences with poses_3d) to calibrate", stacklevel=3)
+            return train, [], none
+        seq = train[longest]
+        cut = seq.num_frames - n_hold
+        rest = list(train)
+        rest[longest] = seq.slice(0, cut)
+        return rest, [seq.slice(cut, seq.num_frames)], {"source": "held_out", "sequences": [longest], "frames": 0,
+                                                        "tail_of_sequence": longest, "tail_frames": n_hold}
 
     # ------------------------------------------------------------------------------------------- predict
     @torch.no_grad()
@@ -227,9 +287,17 @@ class DiffPoseLifter:
         samples = samples.clamp_(-POSE_BOUND_M, POSE_BOUND_M)
         mean = samples.mean(0)
         std = ((samples - mean) ** 2).sum(-1).mean(0).sqrt()
+        calibrated = self._calibrated_std(std.numpy(), n_eff, frames.confidence.numpy())
         if as_tensor:
-            return LiftResult(mean, samples, std, self.spread_scale)
-        return LiftResult(mean.numpy(), samples.numpy(), std.numpy(), self.spread_scale)
+            return LiftResult(mean, samples, std, None if calibrated is None else torch.from_numpy(calibrated))
+        return LiftResult(mean.numpy(), samples.numpy(), std.numpy(), calibrated)
+
+    def _calibrated_std(self, std: np.ndarray, num_samples: int, confidence: np.ndarray) -> Optional[np.ndarray]:
+        """[T, 17] float32 metres, or None without a calibration."""
+        if self.calibration is None:
+            return None
+        cal = self.calibration.get("spread" if num_samples > 1 else "context")
+        return None if cal is None else cal.apply(std, num_samples, confidence).astype(np.float32)
 
     def _sampling_args(self, sampler, num_samples, steps):
         cfg = self.config
@@ -262,7 +330,9 @@ class DiffPoseLifter:
 
         Returns {"frames": F, "mpjpe_mm", "p_mpjpe_mm", "n_mpjpe_mm": frame-weighted averages, and when every
         sequence has an action: "action_wise": {metric: action-wise average (the paper's number)},
-        "per_action": {action: {metric: value}}}. Each sequence gets its own generator (seeded from one draw
+        "per_action": {action: {metric: value}}, and when there is a spread (N > 1, or a calibration)
+        "uncertainty": ``uncertainty.uncertainty_report`` of the calibrated std (raw std without a calibration,
+        "std" says which) against the per-joint error}. Each sequence gets its own generator (seeded from one draw
         of ``generator``), so under torchrun each process predicts a share of the sequences and the report
         equals the one-process report exactly.
         """
@@ -279,11 +349,14 @@ class DiffPoseLifter:
 
         predicted = predict_sequences(self, sequences, gen, sampler=sampler, num_samples=num_samples,
                                       steps=None if sampler == "ddpm" else steps)
-        for seq, poses_3d in zip(sequences, predicted):
+        spreads, joint_errors = [], []
+        for seq, (poses_3d, std, calibrated) in zip(sequences, predicted):
             gt = seq.root_relative_poses()
             keep = np.ones(seq.num_frames, bool) if seq.valid is None else np.asarray(seq.valid, bool)
             for name in per_frame:
                 per_frame[name].append(getattr(metrics, name)(poses_3d[keep], gt[keep], reduce="none"))
+            spreads.append(np.asarray(std if calibrated is None else calibrated, np.float64)[keep])  # one kind
+            joint_errors.append(np.linalg.norm(np.asarray(poses_3d, np.float64)[keep] - gt[keep], axis=-1))
             labels += [seq.action] * int(keep.sum())
             if seq.num_frames >= 2:
                 velocity.append(metrics.mpjve(poses_3d, gt, reduce="none")[keep[1:] & keep[:-1]])
@@ -293,6 +366,12 @@ class DiffPoseLifter:
         report.update({f"{k}_mm": float(v.mean()) for k, v in errors.items()})
         pairs = np.concatenate(velocity) if velocity else np.zeros(0)
         report["mpjve_mm"] = float(pairs.mean() * metrics.MM_PER_M) if pairs.size else float("nan")
+        calibrated = all(c is not None for _, _, c in predicted)
+        if calibrated or report["num_samples"] > 1:
+            from .uncertainty import uncertainty_report
+
+            report["uncertainty"] = {"std": "calibrated" if calibrated else "raw",
+                                     **uncertainty_report(np.concatenate(spreads), np.concatenate(joint_errors))}
         if all(label is not None for label in labels):
             groups = {k: metrics.errors_by_group(v, [a.split(" ")[0] for a in labels]) for k, v in errors.items()}
             report["action_wise"] = {f"{k}_mm": metrics.action_wise_mean(g) for k, g in groups.items()}
@@ -302,37 +381,43 @@ class DiffPoseLifter:
 
     def calibrate_spread(self, sequences: Sequence[PoseSequence], *, num_samples: Optional[int] = None,
                          steps: Optional[int] = None, sampler: Optional[str] = None,
-                         generator: Optional[torch.Generator] = None) -> float:
-        """Fit the factor that makes the hypotheses' spread calibrated, on held-out ``sequences`` (with poses_3d).
+                         generator: Optional[torch.Generator] = None) -> SpreadCalibration:
+        """Fit the calibration of the spread on held-out ``sequences`` (with poses_3d); ``fit`` calls it itself.
 
-        Lifts every valid frame as ``predict`` would (same sampler, N and steps as you will use: the spread
-        depends on them), then sets ``self.spread_scale`` so that 60.8 % of the non-root joints' errors fall within
-        spread_scale x std (``uncertainty.fit_spread_scale``). ``LiftResult.calibrated_std`` applies it; ``save``
-        keeps it. Use sequences the model was not trained on. Returns the factor.
+        Lifts every valid frame as ``predict`` would (sampler, N and steps as you will use them, None: the
+        config's), measures each non-root joint's error, and fits ``uncertainty.SpreadCalibration`` (per joint
+        from PER_JOINT_MIN_FRAMES = 50 frames, one shared map below) twice: for that sampler's spread, and for
+        N = 1 / sampler "context" from the encoder's answer. ``LiftResult.calibrated_std`` applies them; ``save``
+        keeps them. Use sequences the model was not trained on: in-sample errors are smaller and would make the
+        spread too narrow. Raises ValueError with fewer than MIN_CALIBRATION_FRAMES (10) valid frames, or for a
+        sampler without spread (use sampler "ddim" or "ddpm" with num_samples >= 2). Returns the spread's map.
         """
-        from .uncertainty import fit_spread_scale
-
         sequences = _check_sequences(sequences, "calibrate_spread")
         sampler, num_samples, steps = self._sampling_args(sampler, num_samples, steps)
         if sampler == "context" or num_samples < 2:
             raise ValueError(f"calibrate_spread: needs a spread, i.e. a diffusion sampler with num_samples >= 2, "
                              f"got sampler={sampler!r}, num_samples={num_samples}")
-        for i, seq in enumerate(sequences):  # refuse before lifting anything
-            if seq.poses_3d is None:
-                raise ValueError(f"calibrate_spread: sequences[{i}] has no poses_3d to measure the error against")
-        stds, errors = [], []
-        for seq in sequences:
-            # generator None: each sequence gets predict's default draws, exactly what a later predict(seq) gives
-            res = self.predict(seq, num_samples=num_samples, steps=steps, sampler=sampler, generator=generator)
-            keep = np.ones(seq.num_frames, bool) if seq.valid is None else np.asarray(seq.valid, bool)
-            err = np.linalg.norm(np.asarray(res.poses_3d, np.float64) - seq.root_relative_poses(), axis=-1)
-            stds.append(np.asarray(res.std, np.float64)[keep, 1:])  # the root is 0 by construction
-            errors.append(err[keep, 1:])
-        std, err = np.concatenate(stds), np.concatenate(errors)
-        if std.size == 0:
-            raise ValueError("calibrate_spread: the sequences have no valid frame")
-        self.spread_scale = fit_spread_scale(np.maximum(std, 1e-9), err)  # a joint whose hypotheses coincide
-        return self.spread_scale
+        maps = {}
+        for key, kwargs in (("spread", dict(num_samples=num_samples, steps=steps, sampler=sampler)),
+                            ("context", dict(sampler="context"))):
+            stds, errors, confs = [], [], []
+            for seq in sequences:
+                # generator None: each sequence gets predict's default draws, what a later predict(seq) gives
+                res = self.predict(seq, generator=generator, **kwargs)
+                keep = np.ones(seq.num_frames, bool) if seq.valid is None else np.asarray(seq.valid, bool)
+                err = np.linalg.norm(np.asarray(res.poses_3d, np.float64) - seq.root_relative_poses(), axis=-1)
+                conf = (np.full((seq.num_frames, NUM_JOINTS), self.config.default_confidence)
+                        if seq.confidence is None else np.asarray(seq.confidence, np.float64))
+                stds.append(np.asarray(res.std, np.float64)[keep])
+                errors.append(err[keep])
+                confs.append(conf[keep])
+            std, err, conf = np.concatenate(stds), np.concatenate(errors), np.concatenate(confs)
+            if len(std) < MIN_CALIBRATION_FRAMES:
+                raise ValueError(f"calibrate_spread: needs at least {MIN_CALIBRATION_FRAMES} valid frames with "
+                                 f"poses_3d, got {len(std)}")
+            maps[key] = SpreadCalibration.fit(std, err, conf, num_samples if key == "spread" else 1)
+        self.calibration = maps
+        return maps["spread"]
 
     # -------------------------------------------------------------------------------------- save / load
     def save(self, path) -> None:
@@ -342,8 +427,9 @@ class DiffPoseLifter:
         tensors = {"weights_ema": ema, "weights": raw}
         if self.model.depth_histogram is not None:
             tensors["hk_stats"] = self.model.depth_histogram.state_dict()
+        calibration = None if self.calibration is None else {k: v.to_dict() for k, v in self.calibration.items()}
         save_folder(path, self.config.to_dict(), tensors, extra={"seed": self.seed, "trained": self.trained,
-                                                                  "spread_scale": self.spread_scale})
+                                                                  "calibration": calibration})
 
     @classmethod
     def load(cls, path, device: str | torch.device = "cpu") -> "DiffPoseLifter":
@@ -368,15 +454,33 @@ class DiffPoseLifter:
         if "hk_stats" in tensors:
             lifter.model.depth_histogram = DepthHistogram.from_state_dict(tensors["hk_stats"])
         lifter.trained = bool(meta.get("trained", True))
-        scale = meta.get("spread_scale", 1.0)  # absent in folders written before calibrate_spread existed
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (np.isfinite(scale) and scale > 0):
-            raise CheckpointError(f"load: spread_scale in {str(path)!r} must be a positive number, got {scale!r}")
-        lifter.spread_scale = float(scale)
+        lifter.calibration = _load_calibration(meta, config, path)
         lifter.model.eval()
         return lifter
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+
+def _load_calibration(meta: dict, config: LifterConfig, path) -> Optional[dict[str, SpreadCalibration]]:
+    """The saved calibration; a folder from before SpreadCalibration may hold one global spread_scale (std x it;
+    no map for N = 1 then, whose calibrated_std stays None)."""
+    saved = meta.get("calibration")
+    if saved is not None:
+        if not isinstance(saved, dict) or not set(saved) <= {"spread", "context"} or "spread" not in saved:
+            raise CheckpointError(f"load: calibration in {str(path)!r} must map 'spread' and 'context' to maps, "
+                                  f"got {saved!r:.80}")
+        try:
+            return {k: SpreadCalibration.from_dict(v, NUM_JOINTS) for k, v in saved.items()}
+        except ValueError as exc:
+            raise CheckpointError(f"load: {str(path)!r}: {exc}") from None
+    scale = meta.get("spread_scale", 1.0)  # folders written by calibrate_spread's first version
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (np.isfinite(scale) and scale > 0):
+        raise CheckpointError(f"load: spread_scale in {str(path)!r} must be a positive number, got {scale!r}")
+    if scale == 1.0:   # never calibrated
+        return None
+    legacy = SpreadCalibration.from_scale(float(scale), config.num_samples, NUM_JOINTS)
+    return {"spread": legacy}
+
 
 def _positive_int(value, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

@@ -160,3 +160,21 @@ def test_context_folds_is_validated():
         DiffPoseLifter(context_folds=0)
     with pytest.raises(ValueError, match="mode='frame' only"):
         DiffPoseLifter(mode="video", context_folds=2)
+
+
+def test_calibration_split_holds_out_whole_short_sequences():
+    from diffpose_fast.training.folds import calibration_split
+
+    lengths = [300, 120, 80, 95, 110, 100, 90, 105]
+    keep, held = calibration_split(lengths, 0.1, seed=3)
+    assert sorted(keep + held) == list(range(len(lengths))) and not set(keep) & set(held)
+    held_frames = sum(lengths[i] for i in held)
+    assert held_frames >= 0.1 * sum(lengths) and all(lengths[i] <= 0.2 * sum(lengths) for i in held)
+    assert calibration_split(lengths, 0.1, seed=3) == (keep, held)          # deterministic
+    assert {tuple(calibration_split(lengths, 0.1, seed=s)[1]) for s in range(6)} != {tuple(held)}  # seed matters
+    # no sequence short enough (one or two long ones): nothing held out here, fit cuts a tail instead
+    assert calibration_split([500], 0.1, 0) == ([0], [])
+    assert calibration_split([500, 400], 0.1, 0) == ([0, 1], [])
+    assert calibration_split(lengths, 0.0, 0) == (list(range(8)), [])
+    with pytest.raises(ValueError, match="fraction"):
+        calibration_split(lengths, 1.0, 0)

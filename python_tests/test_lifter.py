@@ -105,35 +105,100 @@ def test_save_load_round_trips_bit_exactly(trained, data, tmp_path):
     np.testing.assert_array_equal(lifter.predict(seq).samples, loaded.predict(seq).samples)
 
 
-def test_calibrate_spread_fits_keeps_and_saves_the_factor(trained, data, tmp_path):
+def test_fit_calibrates_the_spread_by_itself(trained, data):
+    """Without val, fit holds out the tail of the longest sequence here (three 48-frame sequences: none is short
+    enough to hold out whole) and fits the calibration there; calibrated_std is then that map applied to std."""
+    lifter, history = trained
+    cal = history["calibration"]
+    assert cal["source"] == "held_out" and cal["tail_frames"] == round(0.1 * 3 * 48) == cal["frames"]
+    seq = data[1][0]
+    for kwargs, key, n in ((dict(num_samples=4), "spread", 4), (dict(sampler="context"), "context", 1)):
+        res = lifter.predict(seq, **kwargs)
+        assert res.calibrated_std.shape == (12, 17) and res.calibrated_std.dtype == np.float32
+        assert np.all(res.calibrated_std[:, 0] == 0) and np.all(res.calibrated_std[:, 1:] >= 1e-3)
+        expected = lifter.calibration[key].apply(res.std, n, seq.confidence)
+        np.testing.assert_allclose(res.calibrated_std, expected, rtol=1e-6)
+    tensor = lifter.predict(torch.tensor(np.array(seq.keypoints_2d)), image_size=seq.image_size,
+                            confidence=seq.confidence)
+    assert isinstance(tensor.calibrated_std, torch.Tensor)
+
+
+def test_calibrate_spread_fits_keeps_and_saves_the_map(trained, data, tmp_path):
     lifter, _ = trained
     held_out = data[1]
+    before = lifter.calibration
     try:
-        scale = lifter.calibrate_spread(held_out, num_samples=4)
-        assert scale > 0 and lifter.spread_scale == scale
+        cal = lifter.calibrate_spread(held_out, num_samples=4)
+        assert cal is lifter.calibration["spread"] and cal.frames == 24 and not cal.per_joint  # < 50 frames: shared
         stds, errs = [], []
         for seq in held_out:
             res = lifter.predict(seq, num_samples=4)
-            assert res.spread_scale == scale
-            np.testing.assert_allclose(res.calibrated_std, res.std * scale)
-            stds.append(res.std[:, 1:])
+            stds.append(res.calibrated_std[:, 1:])
             errs.append(np.linalg.norm(res.poses_3d - seq.root_relative_poses(), axis=-1)[:, 1:])
         std, err = np.concatenate(stds), np.concatenate(errs)
         # On the frames it was fitted on, 60.8 % of the joints (up to one joint of rounding) lie within the spread.
-        assert abs(np.mean(err <= scale * std) - 0.6084) <= 1.0 / std.size + 1e-9
+        assert abs(np.mean(err <= std * (1 + 1e-6)) - 0.6084) <= 1.0 / std.size + 1e-9
         lifter.save(tmp_path / "model")
-        assert DiffPoseLifter.load(tmp_path / "model").spread_scale == scale
+        loaded = DiffPoseLifter.load(tmp_path / "model")
+        for key in ("spread", "context"):
+            assert loaded.calibration[key].to_dict() == lifter.calibration[key].to_dict()
+        np.testing.assert_array_equal(loaded.predict(held_out[0]).calibrated_std,
+                                      lifter.predict(held_out[0]).calibrated_std)
         meta = json.loads((tmp_path / "model" / "config.json").read_text())
-        meta["spread_scale"] = -1.0
+        meta["calibration"]["spread"]["factor"][3] = -1.0
         (tmp_path / "model" / "config.json").write_text(json.dumps(meta))
-        with pytest.raises(CheckpointError, match="spread_scale"):
+        with pytest.raises(CheckpointError, match="calibration.factor"):
             DiffPoseLifter.load(tmp_path / "model")
         with pytest.raises(ValueError, match="num_samples >= 2"):
             lifter.calibrate_spread(held_out, sampler="context")
         with pytest.raises(ValueError, match="no poses_3d"):
             lifter.calibrate_spread([PoseSequence(held_out[0].keypoints_2d, image_size=held_out[0].image_size)])
+        with pytest.raises(ValueError, match="at least 10 valid frames"):
+            lifter.calibrate_spread([held_out[0].slice(0, 9)])
     finally:
-        lifter.spread_scale = 1.0
+        lifter.calibration = before
+
+
+def test_a_model_saved_with_one_spread_factor_loads_as_that_factor(trained, data, tmp_path):
+    """Folders written by calibrate_spread's first version hold one global spread_scale: std x it (for the
+    config's N), no calibrated_std for sampler "context"; a bad factor is refused."""
+    lifter, _ = trained
+    before = lifter.calibration
+    try:
+        lifter.calibration = None
+        lifter.save(tmp_path / "model")
+        assert DiffPoseLifter.load(tmp_path / "model").predict(data[1][0]).calibrated_std is None
+        meta = json.loads((tmp_path / "model" / "config.json").read_text())
+        del meta["calibration"]
+        for scale, ok in ((2.5, True), (-1.0, False)):
+            meta["spread_scale"] = scale
+            (tmp_path / "model" / "config.json").write_text(json.dumps(meta))
+            if not ok:
+                with pytest.raises(CheckpointError, match="spread_scale"):
+                    DiffPoseLifter.load(tmp_path / "model")
+                continue
+            old = DiffPoseLifter.load(tmp_path / "model")
+            res = old.predict(data[1][0])
+            np.testing.assert_allclose(res.calibrated_std[:, 1:], np.maximum(res.std[:, 1:], 1e-3) * scale,
+                                       rtol=1e-5)
+            assert old.predict(data[1][0], sampler="context").calibrated_std is None
+    finally:
+        lifter.calibration = before
+
+
+def test_fit_calibrates_on_val_or_not_at_all(data):
+    train, val = data
+    with_val = DiffPoseLifter(seed=0, **TINY)
+    history = with_val.fit(train, val, context_steps=2, diffusion_steps=2, progress=False)
+    assert history["calibration"] == {"source": "val", "sequences": [], "frames": 24}
+    assert with_val.predict(val[0]).calibrated_std is not None
+    off = DiffPoseLifter(seed=0, calibration_fraction=0.0, **TINY)
+    assert off.fit(train, context_steps=2, diffusion_steps=2, progress=False)["calibration"]["source"] is None
+    assert off.predict(val[0]).calibrated_std is None
+    tiny = DiffPoseLifter(seed=0, **TINY)
+    with pytest.warns(UserWarning, match="calibrated_std will be None"):
+        tiny.fit([train[0].slice(0, 30)], context_steps=2, diffusion_steps=2, progress=False)
+    assert tiny.calibration is None
 
 
 def test_damaged_or_foreign_saves_are_refused(trained, tmp_path):
@@ -252,3 +317,28 @@ def test_default_budget_is_the_epochs_with_a_floor_of_steps(data):
     history = many.fit(train, progress=False)
     assert (len(history["context"]), len(history["diffusion"])) == (6, 4)
     assert LifterConfig().batch_size == 128 and LifterConfig().context_min_steps == 2000
+
+
+def test_evaluate_and_flip_tta_report_the_calibrated_spread(trained, data):
+    """The evaluation reports measure what a user reads (calibrated_std); with sampler "context" everything is
+    deterministic, so the reports equal the measures recomputed from predict."""
+    from diffpose_fast.data.skeleton import flip_permutation
+    from diffpose_fast.protocols.core import evaluate_sequences, predict_with_flip
+    from diffpose_fast.uncertainty import uncertainty_report
+
+    lifter, _ = trained
+    test = data[1]
+    res = [lifter.predict(s, sampler="context") for s in test]
+    std = np.concatenate([r.calibrated_std for r in res])
+    err = np.concatenate([np.linalg.norm(r.poses_3d - s.root_relative_poses(), axis=-1) for r, s in zip(res, test)])
+    expected = uncertainty_report(std, err)
+    for report in (lifter.evaluate(test, sampler="context")["uncertainty"],
+                   evaluate_sequences(lifter, test, sampler="context", per="sequence")["uncertainty"]):
+        assert report["std"] == "calibrated"
+        for key in ("spearman", "within_1std", "within_2std", "ece"):
+            assert report[key] == pytest.approx(expected[key], abs=1e-6), key
+        assert len(report["per_joint"]["spearman"]) == 17
+    flipped = predict_with_flip(lifter, test[0], sampler="context", num_samples=1, steps=None, flip_tta=True)
+    mirrored = lifter.predict(test[0].flipped(), sampler="context").calibrated_std
+    np.testing.assert_allclose(flipped.calibrated_std,
+                               0.5 * (res[0].calibrated_std + mirrored[:, flip_permutation(17)]), rtol=1e-6)

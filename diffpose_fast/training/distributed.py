@@ -138,7 +138,8 @@ def sequence_generators(generator: torch.Generator, count: int) -> list[torch.Ge
 
 
 def predict_sequences(lifter, sequences: Sequence, generator: torch.Generator, **predict_kwargs) -> list:
-    """``lifter.predict(seq).poses_3d`` [T, J, 3] of every sequence, on every rank.
+    """Per sequence, on every rank: the arrays (poses_3d [T, J, 3], std [T, J], calibrated_std [T, J] or None)
+    of ``lifter.predict(seq)``.
 
     One process: each sequence in turn. In a process group: each rank predicts the sequences ``assign_items``
     gives it, then every prediction is broadcast from its owner (bit-exact copies), in sequence order.
@@ -150,20 +151,34 @@ def predict_sequences(lifter, sequences: Sequence, generator: torch.Generator, *
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"evaluate: generator must be a torch.Generator or None, got {type(generator).__name__}")
     gens = sequence_generators(generator, len(sequences))
+
+    def arrays(res):
+        cal = res.calibrated_std
+        return (res.poses_3d, res.std, None if cal is None else np.asarray(cal))
+
     if not is_initialized() or _dist().get_world_size() == 1:
-        return [lifter.predict(s, generator=g, **predict_kwargs).poses_3d for s, g in zip(sequences, gens)]
+        return [arrays(lifter.predict(s, generator=g, **predict_kwargs)) for s, g in zip(sequences, gens)]
     dist = _dist()
     rank, world = dist.get_rank(), dist.get_world_size()
     owners = assign_items([s.num_frames for s in sequences], world)
-    mine = {i: lifter.predict(s, generator=gens[i], **predict_kwargs).poses_3d
+    mine = {i: arrays(lifter.predict(s, generator=gens[i], **predict_kwargs))
             for i, s in enumerate(sequences) if owners[i] == rank}
+    # whether results carry calibrated_std: the same model on every rank, so the same answer (lifter.predict)
+    cal = getattr(lifter, "calibration", None)
+    spread = predict_kwargs.get("sampler") != "context" and predict_kwargs.get("num_samples", 2) > 1
+    calibrated = cal is not None and cal.get("spread" if spread else "context") is not None
     comm_device = lifter.device if dist.get_backend() == "nccl" else torch.device("cpu")
     out = []
     for i, seq in enumerate(sequences):
-        buf = (torch.from_numpy(np.ascontiguousarray(mine[i])) if i in mine
-               else torch.empty((seq.num_frames, NUM_JOINTS, 3), dtype=torch.float32))
-        buf = buf.to(comm_device)
-        dist.broadcast(buf, src=owners[i])
-        out.append(buf.cpu().numpy())
+        shapes = [(seq.num_frames, NUM_JOINTS, 3), (seq.num_frames, NUM_JOINTS)]
+        shapes += [(seq.num_frames, NUM_JOINTS)] if calibrated else []
+        got = []
+        for k, shape in enumerate(shapes):
+            buf = (torch.from_numpy(np.ascontiguousarray(mine[i][k], dtype=np.float32)) if i in mine
+                   else torch.empty(shape, dtype=torch.float32))
+            buf = buf.to(comm_device)
+            dist.broadcast(buf, src=owners[i])
+            got.append(buf.cpu().numpy())
+        out.append((got[0], got[1], got[2] if calibrated else None))
     return out
 

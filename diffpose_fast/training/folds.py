@@ -42,3 +42,31 @@ def assign_folds(lengths: Sequence[int], num_folds: int, seed: int) -> torch.Ten
         for k in range(num_folds):
             out[edges[k]:edges[k + 1]] = k
     return torch.from_numpy(out)
+
+
+def calibration_split(lengths: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(training sequences, held-out sequences): which whole sequences ``fit`` keeps back to calibrate the spread.
+
+    Whole sequences, because neighbouring frames of one sequence are nearly the same pose: frames held out from a
+    sequence that also trains would look in-sample. Sequences short enough (at most 2 x ``fraction`` of all
+    frames), in an order shuffled by ``seed``, are held out until they hold at least ``fraction`` of the frames,
+    always leaving at least one sequence to train on. If no sequence is short enough (one long sequence, or two),
+    nothing is held out here and ``fit`` cuts the tail of the longest sequence instead. Returns sorted index lists.
+    """
+    if not 0 <= fraction < 1:
+        raise ValueError(f"calibration_split: fraction must be in [0, 1), got {fraction}")
+    lengths = [int(v) for v in lengths]
+    n = len(lengths)
+    total = sum(lengths)
+    if fraction == 0 or n < 2:
+        return list(range(n)), []
+    order = np.random.default_rng([seed, 0xCA11]).permutation(n)
+    held, count = [], 0
+    for i in order:
+        if count >= fraction * total or len(held) == n - 1:
+            break
+        if lengths[i] <= 2 * fraction * total:
+            held.append(int(i))
+            count += lengths[i]
+    keep = sorted(set(range(n)) - set(held))
+    return keep, sorted(held)
