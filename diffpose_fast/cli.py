@@ -195,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=_positive_int, default=200, help="synthetic: frames each (default 200)")
     p.add_argument("--data-seed", type=_non_negative_int, default=2, help="synthetic: data seed (default 2)")
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    p.add_argument("--plot-calibration", metavar="FILE",
+                   help="write the spread's reliability diagram (coverage and binned error against std) as an image")
     _add_device(p)
 
     # ---- bench
@@ -589,6 +591,18 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
         print(f"report written to {args.json}", flush=True)
+    if args.plot_calibration:
+        if "uncertainty" not in report:
+            raise CliError("--plot-calibration: the model gave no spread to plot (use a diffusion sampler with "
+                           "--num-samples >= 2, or a calibrated model)")
+        from .viz.calibration import save_calibration_plot
+
+        try:
+            save_calibration_plot(args.plot_calibration, report["uncertainty"],
+                                  title=f"{args.checkpoint}: {args.data}")
+        except (OSError, ValueError) as exc:
+            raise CliError(f"--plot-calibration: cannot write {args.plot_calibration!r} ({exc})") from None
+        print(f"reliability diagram written to {args.plot_calibration}", flush=True)
     return 0
 
 

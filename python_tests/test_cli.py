@@ -241,9 +241,18 @@ def test_train_evaluate_bench_synthetic(tmp_path, capsys):
     assert code == 0, err
     assert (model / "history.json").is_file() and "model folder" in out
     code, out, err = _run(capsys, ["evaluate", "--checkpoint", model, "--data", "synthetic", "--sequences", 2,
-                                   "--frames", 4, "--num-samples", 2, "--steps", 1, "--json", tmp_path / "r.json"])
+                                   "--frames", 4, "--num-samples", 2, "--steps", 1, "--json", tmp_path / "r.json",
+                                   "--plot-calibration", tmp_path / "cal.png"])
     assert code == 0, err
-    assert "MPJPE" in out and json.loads((tmp_path / "r.json").read_text())["protocol"] == "synthetic"
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert "MPJPE" in out and report["protocol"] == "synthetic"
+    # 16 training frames are too few to hold out a calibration slice: the report reads the raw spread
+    assert report["uncertainty"]["std"] == "raw" and "Uncertainty (raw std" in out
+    assert len(report["uncertainty"]["coverage_observed"]) == 19
+    assert (tmp_path / "cal.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, out, err = _run(capsys, ["evaluate", "--checkpoint", model, "--data", "synthetic", "--sequences", 1,
+                                   "--frames", 4, "--sampler", "context", "--plot-calibration", tmp_path / "c.png"])
+    assert code == 2 and "--plot-calibration: the model gave no spread" in err.strip().splitlines()[-1]
     code, out, err = _run(capsys, ["bench", "--checkpoint", model, "--frames", 8, "--batch-size", 8,
                                    "--repeats", 1, "--backends", "reference", "--steps", 1, "--num-samples", 2])
     assert code == 0, err

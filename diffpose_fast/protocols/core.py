@@ -75,6 +75,9 @@ def predict_with_flip(lifter, seq: PoseSequence, *, sampler: str, num_samples: i
       metrics (P-Best, J-Best, ...) then see 2N hypotheses; reports state the count.
     * ``std`` = per-joint RMS distance of the 2N samples to ``poses_3d`` (with sampler "context" it measures
       the disagreement between the two passes).
+    * ``calibrated_std`` = the mean of the two passes' calibrated std (None if the lifter has no calibration):
+      the calibration was fitted for one pass; the average of two passes is a little more accurate, so this
+      errs on the wide side.
 
     Args:
         lifter: a ``DiffPoseLifter`` (or any object with the same ``predict``).
@@ -98,8 +101,10 @@ def predict_with_flip(lifter, seq: PoseSequence, *, sampler: str, num_samples: i
     res = lifter.predict(seq, **kwargs)
     poses = _numpy(res.poses_3d, "poses_3d").astype(np.float32)
     samples = _numpy(res.samples, "samples").astype(np.float32)
+    calibrated = getattr(res, "calibrated_std", None)
+    calibrated = None if calibrated is None else _numpy(calibrated, "calibrated_std").astype(np.float32)
     if not flip_tta:
-        return LiftResult(poses, samples, _numpy(res.std, "std").astype(np.float32))
+        return LiftResult(poses, samples, _numpy(res.std, "std").astype(np.float32), calibrated)
     mirrored = lifter.predict(seq.flipped(), **kwargs)
     back_poses = unflip_poses(_numpy(mirrored.poses_3d, "poses_3d")).astype(np.float32)
     back_samples = unflip_poses(_numpy(mirrored.samples, "samples")).astype(np.float32)
@@ -109,7 +114,13 @@ def predict_with_flip(lifter, seq: PoseSequence, *, sampler: str, num_samples: i
     mean = 0.5 * (poses + back_poses)
     both = np.concatenate([samples, back_samples], axis=0)
     std = np.sqrt(((both - mean) ** 2).sum(-1).mean(0))
-    return LiftResult(mean.astype(np.float32), both, std.astype(np.float32))
+    back_cal = getattr(mirrored, "calibrated_std", None)
+    if calibrated is not None and back_cal is not None:   # per joint: un-flip swaps the left/right columns
+        back = _numpy(back_cal, "calibrated_std")
+        calibrated = (0.5 * (calibrated + back[..., flip_permutation(back.shape[-1])])).astype(np.float32)
+    else:
+        calibrated = None
+    return LiftResult(mean.astype(np.float32), both, std.astype(np.float32), calibrated)
 
 
 def load_lifter(checkpoint, device="cpu"):
@@ -183,6 +194,9 @@ def evaluate_sequences(lifter, sequences: Sequence[PoseSequence], *, sampler: st
             "action_wise": {metric: unweighted mean over groups}  -- the paper's number,
             "frame_wise": {metric: mean over all frames (pairs for MPJVE)},
             "average_labels": AVERAGE_LABELS,
+            "uncertainty": (when the lifter gives a spread: N > 1, or a calibration) ``uncertainty.uncertainty_report``
+                of the per-joint std against the per-joint error of the mean pose (metres in, the curve in mm),
+                with "std": "calibrated" (``LiftResult.calibrated_std``, what a user reads) or "raw",
             "missing_actions": (per="action") the of the 15 actions with no frame, whose absence makes the
                 action-wise average differ from the paper's 15-action mean,
             "notes": [str].
@@ -207,6 +221,9 @@ def evaluate_sequences(lifter, sequences: Sequence[PoseSequence], *, sampler: st
     velocity: list[np.ndarray] = []
     velocity_labels: list[str] = []
     hypotheses: Optional[int] = None
+    spreads: list[np.ndarray] = []       # per-joint std of the valid frames [F, 17] (calibrated when there is one)
+    joint_errors: list[np.ndarray] = []  # per-joint error of the mean pose [F, 17], metres
+    spread_kind = None
     use_jagg = all(_can_reproject(s) for s in sequences)
     iterator = zip(sequences, labels_all)
     if progress:
@@ -226,6 +243,12 @@ def evaluate_sequences(lifter, sequences: Sequence[PoseSequence], *, sampler: st
             for m in POSE_METRICS:
                 errors[m].append(getattr(M, m)(pred[keep], gt[keep], reduce="none") * M.MM_PER_M)
             labels += [label] * int(keep.sum())
+            kind = "raw" if res.calibrated_std is None else "calibrated"
+            if spread_kind is None:
+                spread_kind = kind
+            if kind == spread_kind and (hypotheses > 1 or kind == "calibrated"):
+                spreads.append(np.asarray(res.std if kind == "raw" else res.calibrated_std, np.float64)[keep])
+                joint_errors.append(np.linalg.norm(pred[keep] - gt[keep], axis=-1))
             if hypotheses > 1:
                 for m in ("p_best", "j_best", "p_agg"):
                     errors[m].append(getattr(M, m)(samples[:, keep], gt[keep], reduce="none") * M.MM_PER_M)
@@ -281,6 +304,11 @@ def evaluate_sequences(lifter, sequences: Sequence[PoseSequence], *, sampler: st
         "total_frames": int(len(labels)), "per_group": per_group, "action_wise": action_wise,
         "frame_wise": frame_wise, "average_labels": dict(AVERAGE_LABELS), "notes": notes,
     }
+    if spreads:
+        from ..uncertainty import uncertainty_report
+
+        report["uncertainty"] = {"std": spread_kind, **uncertainty_report(np.concatenate(spreads),
+                                                                         np.concatenate(joint_errors))}
     if per == "action":
         report["missing_actions"] = [a for a in ACTIONS if a not in frames]
         if report["missing_actions"]:

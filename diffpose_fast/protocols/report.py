@@ -58,11 +58,20 @@ def _format_grouped(report: dict[str, Any]) -> str:
     if by_action and report.get("missing_actions"):
         lines.append(f"'-' = not evaluated: {', '.join(report['missing_actions'])}; Avg is over the "
                      f"{len(report['groups'])} evaluated actions, not the paper's 15")
+    if "uncertainty" in report:
+        lines.append(uncertainty_line(report["uncertainty"]))
     for note in report.get("notes", []):
         if by_action and note.startswith("only "):
             continue
         lines.append(f"note: {note}")
     return "\n".join(lines)
+
+
+def uncertainty_line(u: dict[str, Any]) -> str:
+    """One line for ``uncertainty.uncertainty_report`` (with its "std" kind): how far the spread can be trusted."""
+    return (f"Uncertainty ({u.get('std', 'raw')} std, non-root joints): Spearman(std, error) {u['spearman']:.3f}; "
+            f"within 1 / 2 std {100 * u['within_1std']:.1f} % / {100 * u['within_2std']:.1f} % (calibrated: "
+            f"{100 * u['calibrated_within_1std']:.1f} / {100 * u['calibrated_within_2std']:.1f}); ECE {u['ece']:.3f}")
 
 
 def _format_3dhp(report: dict[str, Any]) -> str:
