@@ -130,11 +130,61 @@ def evaluate_diffpose(lifter, test, train_subset):
             cover.append((zerr <= sig).mean())
     diag["depth_within_1sigma"] = float(np.mean(cover))
     out["diagnostics"] = diag
+    out["uncertainty"] = uncertainty_measures(lifter, test, res, ctx)
+    return out
+
+
+def _joint_errors(results, sequences):
+    """[F, 17] metres: the distance of each result's mean pose to the ground truth, over all frames."""
+    return _concat([np.linalg.norm(np.asarray(r.poses_3d, np.float64) - s.root_relative_poses(), axis=-1)
+                    for r, s in zip(results, sequences)])
+
+
+def _confidence(sequences, default):
+    return _concat([np.full((s.num_frames, 17), default) if s.confidence is None else s.confidence
+                    for s in sequences])
+
+
+def uncertainty_measures(lifter, test, res, ctx) -> dict:
+    """The uncertainty issue's measures on the test take: raw and calibrated spread of DDIM 5 (N = 5), the
+    calibrated spread of the context encoder (N = 1), the response to noise on the left arm, and the calibration
+    ablation (maps with fewer terms, refitted on the same held-out slice as fit's)."""
+    from diffpose_fast.uncertainty import noise_response, uncertainty_report
+
+    err = _joint_errors(res, test)
+    out = {"raw": uncertainty_report(_concat([r.std for r in res]), err)}
+    if res[0].calibrated_std is None:
+        return out
+    out["calibrated"] = uncertainty_report(_concat([r.calibrated_std for r in res]), err)
+    out["context_calibrated"] = uncertainty_report(_concat([r.calibrated_std for r in ctx]), _joint_errors(ctx, test))
+    out["noise_response"] = noise_response(lifter, test, sampler="ddim", num_samples=5, steps=5)
+    out["map"] = lifter.calibration["spread"].to_dict()
+    return out
+
+
+def calibration_ablation(lifter, held_out, test, res) -> dict:
+    """Calibrated Spearman / coverage / ECE on the test take for maps fitted on the held-out slice with fewer
+    terms: one global factor (the old calibrate_spread), a factor per joint, floor + spread per joint, all."""
+    from diffpose_fast.uncertainty import SpreadCalibration, uncertainty_report
+
+    held = [lifter.predict(s, sampler="ddim", num_samples=5, steps=5) for s in held_out]
+    h_std, h_err = _concat([r.std for r in held]), _joint_errors(held, held_out)
+    h_conf = _confidence(held_out, lifter.config.default_confidence)
+    t_std, t_err = _concat([r.std for r in res]), _joint_errors(res, test)
+    t_conf = _confidence(test, lifter.config.default_confidence)
+    out = {}
+    for name, terms, per_joint in (("global factor", ("spread",), False), ("factor per joint", ("spread",), True),
+                                   ("floor + spread per joint", ("floor", "spread"), True),
+                                   ("floor + spread + confidence per joint", ("floor", "spread", "confidence"), True),
+                                   ("floor + confidence per joint (no spread)", ("floor", "confidence"), True)):
+        cal = SpreadCalibration.fit(h_std, h_err, h_conf, 5, terms=terms, per_joint=per_joint)
+        rep = uncertainty_report(cal.apply(t_std, 5, t_conf), t_err)
+        out[name] = {k: rep[k] for k in ("spearman", "within_1std", "within_2std", "ece")}
     return out
 
 
 def run_one(rotation: int, seed: int, variant: str, overrides: dict, fit_kwargs: dict, mlp_steps: int,
-            skip_mlp: bool) -> dict:
+            skip_mlp: bool, save_dir: str | None = None) -> dict:
     import torch
     from diffpose_fast import DiffPoseLifter
     from diffpose_fast.baselines import MartinezLifter
@@ -151,12 +201,19 @@ def run_one(rotation: int, seed: int, variant: str, overrides: dict, fit_kwargs:
         result["mlp"] = _errors(_concat([mlp.predict(s) for s in test]), gt)
     t0 = time.time()
     lifter = DiffPoseLifter(mode="frame", seed=seed, **overrides)
-    lifter.fit(train, progress=False, **fit_kwargs)
+    history = lifter.fit(train, progress=False, **fit_kwargs)
     result["diffpose_train_s"] = time.time() - t0
+    result["calibration"] = history.get("calibration")
+    if save_dir:
+        lifter.save(Path(save_dir) / f"{variant}-r{rotation}-s{seed}")
     rng = np.random.default_rng(seed)
     subset = [train[i] for i in rng.choice(len(train), size=min(12, len(train)), replace=False)]
     t0 = time.time()
     result.update(evaluate_diffpose(lifter, test, subset))
+    cal = history.get("calibration") or {}
+    if cal.get("source") == "held_out" and "tail_of_sequence" not in cal:
+        res = [lifter.predict(s, sampler="ddim", num_samples=5, steps=5) for s in test]
+        result["calibration_ablation"] = calibration_ablation(lifter, [train[i] for i in cal["sequences"]], test, res)
     result["eval_s"] = time.time() - t0
     return result
 
@@ -233,6 +290,7 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="processes side by side (one torch thread each if > 1)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per process")
     ap.add_argument("--out", default="benchmarks/out/real_motion.json")
+    ap.add_argument("--save-models", metavar="DIR", help="also save each trained lifter to DIR/<variant>-r<R>-s<S>")
     ap.add_argument("--merge", nargs="+", help="JSON files of earlier runs: print one table")
     ap.add_argument("--worker", nargs=2, type=int, metavar=("ROTATION", "SEED"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -250,7 +308,7 @@ def main(argv=None) -> int:
     if args.worker:
         torch.set_num_threads(args.threads or 1)
         r, s = args.worker
-        res = run_one(r, s, args.variant, overrides, fit_kwargs, args.mlp_steps, args.skip_mlp)
+        res = run_one(r, s, args.variant, overrides, fit_kwargs, args.mlp_steps, args.skip_mlp, args.save_models)
         Path(args.out).write_text(json.dumps(res))
         return 0
     fetch_takes()
@@ -263,7 +321,8 @@ def main(argv=None) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         for r, s in jobs:
-            runs.append(run_one(r, s, args.variant, overrides, fit_kwargs, args.mlp_steps, args.skip_mlp))
+            runs.append(run_one(r, s, args.variant, overrides, fit_kwargs, args.mlp_steps, args.skip_mlp,
+                                args.save_models))
             print(json.dumps(runs[-1]), flush=True)
     else:
         pending = list(jobs)
@@ -275,6 +334,7 @@ def main(argv=None) -> int:
                 cmd = [sys.executable, __file__, "--worker", str(r), str(s), "--variant", args.variant,
                        "--mlp-steps", str(args.mlp_steps), "--out", str(part), "--threads", str(args.threads or 1)]
                 cmd += (["--set", *args.set] if args.set else []) + (["--skip-mlp"] if args.skip_mlp else [])
+                cmd += ["--save-models", args.save_models] if args.save_models else []
                 for flag, v in (("--context-steps", args.context_steps), ("--diffusion-steps", args.diffusion_steps),
                                 ("--batch-size", args.batch_size)):
                     if v is not None:
