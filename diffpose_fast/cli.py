@@ -411,7 +411,7 @@ def _cmd_lift(args: argparse.Namespace) -> int:
         # model's windows, and the hypotheses' shared draws, would otherwise run across it)
         runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
         t_all = kp.shape[0]
-        mean = samples = std = None
+        mean = samples = std = calibrated = None
         seconds = 0.0
         for run in runs:
             try:
@@ -427,12 +427,17 @@ def _cmd_lift(args: argparse.Namespace) -> int:
                 mean = np.full((t_all, 17, 3), np.nan, np.float32)
                 samples = np.full((n, t_all, 17, 3), np.nan, np.float32)
                 std = np.full((t_all, 17), np.nan, np.float32)
+                if res.calibrated_std is not None:
+                    calibrated = np.full((t_all, 17), np.nan, np.float32)
             mean[run], samples[:, run], std[run] = res.poses_3d, res.samples, res.std
+            if calibrated is not None:
+                calibrated[run] = res.calibrated_std
         meta = {"source": os.fspath(args.input), "track_id": track.track_id, "checkpoint": args.checkpoint,
                 "keypoint_format": FORMAT_CHOICES.get(args.format or "", "auto"), "sampler": args.sampler,
                 "num_samples": int(n), "steps": args.steps if args.sampler == "ddim" else None,
                 "min_joints": args.min_joints, "fill_gaps": args.fill_gaps}
-        lifted = LiftedTrack(mean, samples, std, list(track.frame_ids), keep, kp, conf, image_size, meta)
+        lifted = LiftedTrack(mean, samples, std, list(track.frame_ids), keep, kp, conf, image_size, meta,
+                             calibrated_std=calibrated)
         write_npz(out / f"{name}.npz", lifted)
         write_json(out / f"{name}.json", lifted)
         msg = (f"{name}: lifted {len(idx)} of {t_all} frames in {seconds:.2f} s -> {out / name}.npz, "

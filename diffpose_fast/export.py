@@ -57,6 +57,7 @@ class LiftedTrack:
     """One person's lifted motion with what is needed to write it.
 
     mean [T, 17, 3], samples [N, T, 17, 3], std [T, 17]: metres (NaN in frames that were not lifted).
+    calibrated_std [T, 17] metres or None: ``LiftResult.calibrated_std`` (about 61 % of errors fall within it).
     frame_ids: T ids (image ids, file stems or 0..T-1); lifted [T] bool: frames that were lifted.
     keypoints_2d [T, 17, 2] px (NaN where missing) and confidence [T, 17]: the input, H36M order.
     meta: free-form JSON-serialisable settings (checkpoint, sampler, steps, source file, ...).
@@ -71,11 +72,14 @@ class LiftedTrack:
     confidence: Optional[np.ndarray] = None
     image_size: Optional[tuple[float, float]] = None
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    calibrated_std: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         t = np.asarray(self.mean).shape[0]
         checks = (("mean", self.mean, (t, NUM_JOINTS, 3)), ("std", self.std, (t, NUM_JOINTS)),
                   ("lifted", self.lifted, (t,)))
+        if self.calibrated_std is not None:
+            checks += (("calibrated_std", self.calibrated_std, (t, NUM_JOINTS)),)
         for name, arr, shape in checks:
             if np.shape(arr) != shape:
                 raise ValueError(f"LiftedTrack: {name} must have shape {list(shape)}, got {list(np.shape(arr))}")
@@ -99,6 +103,8 @@ def write_npz(path: str | os.PathLike, track: LiftedTrack) -> None:
         "joint_names": np.array(JOINT_NAMES, dtype=str), "parents": np.array(PARENTS, dtype=np.int64),
         "units": np.array(UNITS), "meta_json": np.array(json.dumps(track.meta, default=str)),
     }
+    if track.calibrated_std is not None:
+        arrays["calibrated_std"] = np.asarray(track.calibrated_std, np.float32)
     if track.keypoints_2d is not None:
         arrays["keypoints_2d"] = np.asarray(track.keypoints_2d, np.float32)
     if track.confidence is not None:
@@ -128,12 +134,15 @@ def write_json(path: str | os.PathLike, track: LiftedTrack, decimals: int = 5) -
         "mean": _nested(track.mean, decimals), "std": _nested(track.std, decimals),
         "samples": _nested(track.samples, decimals),
     }
+    if track.calibrated_std is not None:
+        doc["calibrated_std"] = _nested(track.calibrated_std, decimals)
     with open(os.fspath(path), "w", encoding="utf-8") as f:
         json.dump(doc, f, default=str)
 
 
 def read_json(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a file from ``write_json``: "mean", "samples", "std" become float64 arrays (null -> NaN)."""
+    """Read a file from ``write_json``: "mean", "samples", "std" (and "calibrated_std" when written) become
+    float64 arrays (null -> NaN)."""
     try:
         with open(os.fspath(path), encoding="utf-8") as f:
             doc = json.load(f)
@@ -150,6 +159,12 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
             doc[key] = np.array(doc[key], dtype=np.float64)  # None -> nan with dtype float
         except (TypeError, ValueError) as exc:
             raise ValueError(f"read_json: {os.fspath(path)!r}: {key!r} is not an array of numbers ({exc})") from None
+    if doc.get("calibrated_std") is not None:
+        try:
+            doc["calibrated_std"] = np.array(doc["calibrated_std"], dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"read_json: {os.fspath(path)!r}: 'calibrated_std' is not an array of numbers "
+                             f"({exc})") from None
     return doc
 
 

@@ -43,8 +43,27 @@ def test_npz_and_json_round_trip(tmp_path):
     assert doc["mean"].shape == (6, 17, 3) and np.isnan(doc["mean"][2]).all()
     np.testing.assert_allclose(doc["samples"], tr.samples, atol=1e-5)
     np.testing.assert_allclose(doc["std"], tr.std, atol=1e-5)
+    assert "calibrated_std" not in doc   # none given: none written
     # JSON must be strict (no NaN tokens)
     json.loads((tmp_path / "a.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON token {c}"))
+
+
+def test_calibrated_std_is_written_when_there_is_one(tmp_path):
+    import dataclasses
+
+    tr = _track()
+    cal = (tr.std * 3.0).astype(np.float32)
+    cal[2] = np.nan   # a frame that was not lifted
+    tr = dataclasses.replace(tr, calibrated_std=cal)
+    write_npz(tmp_path / "a.npz", tr)
+    write_json(tmp_path / "a.json", tr)
+    with np.load(tmp_path / "a.npz", allow_pickle=False) as z:
+        np.testing.assert_array_equal(z["calibrated_std"], cal)
+    doc = read_json(tmp_path / "a.json")
+    np.testing.assert_allclose(doc["calibrated_std"], cal, atol=1e-5)
+    assert np.isnan(doc["calibrated_std"][2]).all()
+    with pytest.raises(ValueError, match="calibrated_std must have shape"):
+        dataclasses.replace(tr, calibrated_std=cal[:3])
 
 
 def test_lifted_track_checks_shapes():
