@@ -112,6 +112,22 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _uncertainty(lifter, sequences, num_samples: int, steps: int) -> Optional[dict[str, Any]]:
+    """``uncertainty.uncertainty_report`` of DDIM's calibrated std on the held-out sequences (None without a
+    calibration: fit had too few frames to hold out)."""
+    from .uncertainty import uncertainty_report
+
+    if lifter.calibration is None:
+        return None
+    std, err = [], []
+    for seq in sequences:
+        res = lifter.predict(seq, sampler="ddim", num_samples=num_samples, steps=steps)
+        std.append(res.calibrated_std)
+        err.append(np.linalg.norm(res.poses_3d - seq.root_relative_poses(), axis=-1))
+    report = uncertainty_report(np.concatenate(std), np.concatenate(err))
+    return {"std": "calibrated", **{k: v for k, v in report.items() if k != "per_joint"}}
+
+
 def _evaluate(lifter, sequences, sampler: str, num_samples: int, steps: int, progress: bool) -> dict[str, Any]:
     """Frame-weighted MPJPE / P-MPJPE over ``sequences`` with a progress bar per sequence."""
     from tqdm.auto import tqdm
@@ -175,14 +191,20 @@ def run_demo(out: str | os.PathLike = "diffpose_demo", settings: Optional[DemoSe
     timings["evaluate"] = sum(r["seconds"] for r in rows)
     log(f"held-out errors (root-relative; {rows[0]['frames']} frames):")
     log(format_table(rows))
+    uncertainty = _uncertainty(lifter, test, s.num_samples, s.sampling_steps)
+    if uncertainty is not None:
+        from .protocols.report import uncertainty_line
+
+        log(f"DDIM: {uncertainty_line(uncertainty)}")
 
     t0 = time.perf_counter()
     seq = test[0]
     res = lifter.predict(seq, sampler="ddim", num_samples=s.num_samples, steps=s.sampling_steps)
-    frame = int(np.argmax(res.std.mean(-1)))  # the frame where the hypotheses disagree most: worth a look
+    spread = res.std if res.calibrated_std is None else res.calibrated_std   # what the pictures show per joint
+    frame = int(np.argmax(spread.mean(-1)))  # the frame the model is least sure of: worth a look
     gt_err = float(np.linalg.norm(res.poses_3d[frame] - seq.root_relative_poses()[frame], axis=-1).mean() * 1000)
     fig, _, _ = save_pose_png(out / "demo.png", seq.keypoints_2d[frame], res.poses_3d[frame], res.samples[:, frame],
-                              res.std[frame], seq.image_size, confidence=seq.confidence[frame],
+                              spread[frame], seq.image_size, confidence=seq.confidence[frame],
                               ground_truth=seq.root_relative_poses()[frame],
                               title=f"held-out '{seq.action}', frame {frame}: DDIM {s.sampling_steps} steps, "
                                     f"MPJPE {gt_err:.0f} mm")
@@ -190,7 +212,8 @@ def run_demo(out: str | os.PathLike = "diffpose_demo", settings: Optional[DemoSe
     track = LiftedTrack(res.poses_3d, res.samples, res.std, list(range(seq.num_frames)),
                         np.ones(seq.num_frames, bool), seq.keypoints_2d, seq.confidence, seq.image_size,
                         meta={"source": "diffpose_fast demo (synthetic held-out sequence 0)", "sampler": "ddim",
-                              "num_samples": s.num_samples, "steps": s.sampling_steps, "action": seq.action})
+                              "num_samples": s.num_samples, "steps": s.sampling_steps, "action": seq.action},
+                        calibrated_std=res.calibrated_std)
     write_npz(out / "heldout.npz", track)
     write_json(out / "heldout.json", track)
     bvh_err = write_bvh(out / "heldout.bvh", res.poses_3d, fps=50.0)
@@ -198,7 +221,7 @@ def run_demo(out: str | os.PathLike = "diffpose_demo", settings: Optional[DemoSe
     notes.append(f"heldout.bvh reproduces the lifted joints within {bvh_err * 1000:.1f} mm (BVH bones are rigid)")
     if s.video:
         status = render_animation([out / "demo.gif", out / "demo.mp4"], seq.keypoints_2d, res.poses_3d,
-                                  res.samples, res.std, seq.image_size, fps=50.0 / s.animation_stride,
+                                  res.samples, spread, seq.image_size, fps=50.0 / s.animation_stride,
                                   stride=s.animation_stride, max_frames=s.animation_frames, progress=progress,
                                   confidence=seq.confidence, title=f"held-out '{seq.action}'")
         for path, state in status.items():
@@ -211,7 +234,7 @@ def run_demo(out: str | os.PathLike = "diffpose_demo", settings: Optional[DemoSe
     timings["total"] = time.perf_counter() - t_all
 
     results = {"settings": s.to_dict(), "device": str(lifter.device), "rows": rows, "timings_s": timings,
-               "files": files, "notes": notes}
+               "files": files, "notes": notes, "uncertainty": uncertainty}
     with open(out / "results.json", "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2, default=str)
     files["results"] = str(out / "results.json")

@@ -5,7 +5,7 @@ imageio: GIF through Pillow, MP4 through the ffmpeg binary bundled with the ``im
 system ffmpeg is needed.
 
 3D panel: the N hypotheses are drawn faint, their mean bold; each mean joint is a dot whose colour and size
-grow with that joint's spread (``LiftResult.std``, RMS distance of the hypotheses to the mean, shown in mm).
+grow with that joint's spread (``LiftResult.calibrated_std`` or ``std``, as the caller passes it; shown in mm).
 Axes: camera x to the right, camera z (depth) into the picture, up = -y (the camera's y points down).
 Left limbs blue, right limbs red, the trunk grey, in both panels.
 """
