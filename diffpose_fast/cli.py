@@ -116,7 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    ".npz/.npy/.csv of keypoints [T, K, 2|3]. Outputs per track: <name>.npz and "
                                    "<name>.json with mean [T,17,3], samples [N,T,17,3], std [T,17] in metres, "
                                    "root-relative, camera frame (x right, y down, z forward); H36M-17 joint order.")
-    p.add_argument("input", help="COCO-style JSON file, OpenPose JSON folder, or .npz/.npy/.csv")
+    p.add_argument("input", nargs="?", help="COCO-style JSON file, OpenPose JSON folder, or .npz/.npy/.csv "
+                                            "(optional with --heatmaps: the keypoints are then read from the maps)")
+    p.add_argument("--heatmaps", metavar="FILE",
+                   help="a detector's heatmaps (.npz: heatmaps [T,K,Hh,Wh] + boxes [T,4], or RTMPose simcc_x / "
+                        "simcc_y + boxes; docs/usage.md 'Heatmaps'): H_K is built from them (the paper's Sec. 4.1) "
+                        "instead of the keypoint-confidence Gaussian; one person, the frames of INPUT")
+    p.add_argument("--heatmap-layout", choices=("coco17", "halpe26", "h36m17"), default=None,
+                   help="keypoint order of the heatmaps (default: the file's 'layout' entry, else coco17)")
     p.add_argument("--checkpoint", required=True, help="model folder (written by 'train', 'demo' or "
                                                        "DiffPoseLifter.save)")
     p.add_argument("--format", choices=sorted(FORMAT_CHOICES),
@@ -377,16 +384,39 @@ def _cmd_lift(args: argparse.Namespace) -> int:
     from .data.sequence import PoseSequence
     from .export import LiftedTrack, write_bvh, write_json, write_npz
 
-    tracks, recorded, kind = _read_input(args.input, args.format)
+    maps = None
+    if args.heatmaps:
+        from .data.heatmap_formats import read_heatmap_file
+
+        try:
+            maps = read_heatmap_file(args.heatmaps, args.heatmap_layout)
+        except (ValueError, FileNotFoundError) as exc:
+            raise CliError(f"--heatmaps: {exc}") from None
+    if args.input is None:
+        if maps is None:
+            raise CliError("lift: give INPUT (a keypoint file or folder) or --heatmaps FILE")
+        from .data.readers import Track
+
+        tracks = [Track(None, tuple(range(maps.keypoints.shape[0])), maps.keypoints.astype(np.float64),
+                        maps.confidence.astype(np.float64))]
+        recorded, kind = maps.image_size, "heatmaps"
+    else:
+        tracks, recorded, kind = _read_input(args.input, args.format)
+        if maps is not None and (len(tracks) != 1 or tracks[0].num_frames != maps.heatmaps.shape[0]):
+            raise CliError(f"--heatmaps: {args.heatmaps!r} holds one person over {maps.heatmaps.shape[0]} frames; "
+                           f"{args.input!r} has {len(tracks)} track(s) of {[t.num_frames for t in tracks]} frames "
+                           "(they must be the same person and frames)")
+        recorded = recorded if recorded is not None else (maps.image_size if maps is not None else None)
     image_size = tuple(args.image_size) if args.image_size else recorded
     if image_size is None:
         what = {"coco": "a COCO results JSON without an 'images' list", "openpose": "OpenPose JSON files",
-                "array": "this array file (no 'image_size' array in it)"}[kind]
+                "array": "this array file (no 'image_size' array in it)",
+                "heatmaps": "this heatmap file (no 'image_size' array in it)"}[kind]
         raise CliError(f"--image-size W H is required: {what} does not record the image size")
     device = _device(args.device)
     lifter = _load_lifter(args.checkpoint, device)
 
-    src = Path(args.input.rstrip("/\\"))
+    src = Path((args.input or args.heatmaps).rstrip("/\\"))
     out = Path(args.out) if args.out else src.parent / f"{src.stem if src.is_file() else src.name}_3d"
     out.mkdir(parents=True, exist_ok=True)
     stem = _safe_name(src.stem if src.is_file() else src.name)
@@ -415,7 +445,9 @@ def _cmd_lift(args: argparse.Namespace) -> int:
         seconds = 0.0
         for run in runs:
             try:
-                seq = PoseSequence(kp[run], image_size=image_size, confidence=conf[run])
+                seq = PoseSequence(kp[run], image_size=image_size, confidence=conf[run],
+                                   heatmaps=None if maps is None else maps.heatmaps[run],
+                                   heatmap_boxes=None if maps is None else maps.boxes[run])
             except (ValueError, TypeError) as exc:
                 raise CliError(f"{name}: {exc} (is --image-size right, and are the keypoints in pixels?)") from None
             t0 = time.perf_counter()
@@ -432,10 +464,11 @@ def _cmd_lift(args: argparse.Namespace) -> int:
             mean[run], samples[:, run], std[run] = res.poses_3d, res.samples, res.std
             if calibrated is not None:
                 calibrated[run] = res.calibrated_std
-        meta = {"source": os.fspath(args.input), "track_id": track.track_id, "checkpoint": args.checkpoint,
+        meta = {"source": os.fspath(args.input or args.heatmaps), "track_id": track.track_id, "checkpoint": args.checkpoint,
                 "keypoint_format": FORMAT_CHOICES.get(args.format or "", "auto"), "sampler": args.sampler,
                 "num_samples": int(n), "steps": args.steps if args.sampler == "ddim" else None,
-                "min_joints": args.min_joints, "fill_gaps": args.fill_gaps}
+                "min_joints": args.min_joints, "fill_gaps": args.fill_gaps,
+                "heatmaps": None if maps is None else os.fspath(args.heatmaps)}
         lifted = LiftedTrack(mean, samples, std, list(track.frame_ids), keep, kp, conf, image_size, meta,
                              calibrated_std=calibrated)
         write_npz(out / f"{name}.npz", lifted)

@@ -398,3 +398,53 @@ def test_lift_never_joins_frames_across_a_gap(tmp_path, capsys, demo, monkeypatc
     with np.load(tmp_path / "o" / "gap.npz", allow_pickle=False) as z:
         mean = z["mean"]
     assert np.isnan(mean[3:5]).all() and np.isfinite(mean[[0, 1, 2, 5, 6, 7, 8]]).all()
+
+
+def test_lift_from_a_heatmap_file(tmp_path, capsys, demo, h36m_2d, monkeypatch):
+    """--heatmaps alone: keypoints read from COCO-17 maps, converted to H36M, and the maps themselves handed to
+    predict to build H_K; with INPUT too, its keypoints and the maps' H_K, frames matched."""
+    from diffpose_fast import DiffPoseLifter
+    from diffpose_fast.data.heatmaps import render_heatmaps
+    from diffpose_fast.data.keypoint_formats import convert_keypoints
+
+    kp, size = h36m_2d
+    coco = _coco17(kp)[..., :2]
+    lo, hi = coco.min(1) - 40, coco.max(1) + 40
+    boxes = np.concatenate([lo, hi], -1)
+    maps, _ = render_heatmaps(coco, 3.0, boxes, size=(64, 48))
+    path = tmp_path / "maps.npz"
+    np.savez(path, heatmaps=maps * 255.0, boxes=boxes, image_size=np.array(size), layout=np.array("coco17"))
+    seen = []
+    real = DiffPoseLifter.predict
+
+    def spy(self, x, **kwargs):
+        seen.append(x)
+        return real(self, x, **kwargs)
+
+    monkeypatch.setattr(DiffPoseLifter, "predict", spy)
+    code, out, err = _run(capsys, ["lift", "--heatmaps", path, "--checkpoint", demo[1] / "model", "--out",
+                                   tmp_path / "o", "--num-samples", 2, "--steps", 1, "--no-progress"])
+    assert code == 0, err
+    _check_outputs(tmp_path / "o", "maps", T)
+    (seq,) = seen
+    assert seq.heatmaps.shape == (T, 17, 64, 48)
+    expected, _ = convert_keypoints(coco, "coco")
+    np.testing.assert_allclose(seq.keypoints_2d, expected, atol=1.5)   # soft-argmax of 3 px maps with 4 px cells
+    npy = tmp_path / "kps.npy"
+    np.save(npy, kp)
+    code, _, err = _run(capsys, ["lift", npy, "--format", "h36m", "--heatmaps", path, "--checkpoint",
+                                 demo[1] / "model", "--out", tmp_path / "o2", "--num-samples", 2, "--steps", 1,
+                                 "--no-progress"])
+    assert code == 0, err
+    np.testing.assert_array_equal(seen[-1].keypoints_2d, kp.astype(np.float32))
+    assert seen[-1].heatmaps is not None
+    np.save(npy, kp[:3])
+    code, _, err = _run(capsys, ["lift", npy, "--format", "h36m", "--heatmaps", path, "--checkpoint",
+                                 demo[1] / "model", "--out", tmp_path / "o3", "--no-progress"])
+    assert code == 2 and "same person and frames" in err
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, boxes=boxes)
+    code, _, err = _run(capsys, ["lift", "--heatmaps", bad, "--checkpoint", demo[1] / "model", "--no-progress"])
+    assert code == 2 and "neither 'heatmaps' nor 'simcc_x'" in err
+    code, _, err = _run(capsys, ["lift", "--checkpoint", demo[1] / "model"])
+    assert code == 2 and "give INPUT" in err
