@@ -27,8 +27,9 @@ from .models.denoiser import GCNAttentionDenoiser
 from .training.frames import FrameSet
 
 ENCODER_INPUT_FEATURES = 3  # normalised x, y and confidence
-# H_K's depth spread: log sigma_z is bounded as in stage 1's likelihood (1 mm .. 2.7 m), so a briefly trained
-# encoder cannot spread the hypotheses over metres.
+# H_K's depth spread: log sigma_z is bounded as in stage 1's likelihood (1 mm .. 2.7 m) before the out-of-fold
+# scale; hk_samples then caps sigma at distribution.initial.MAX_DEPTH_SIGMA_M (0.5 m), so a briefly trained encoder
+# cannot spread the hypotheses over metres.
 LOG_SIGMA_Z_RANGE = (-7.0, 1.0)
 
 

@@ -65,6 +65,23 @@ def test_hk_from_keypoints_has_the_stated_spread():
     assert torch.allclose(std[:, 1:, 2], torch.full_like(std[:, 1:, 2], 0.05), rtol=0.03)
 
 
+def test_hk_depth_spread_is_bounded_whatever_the_encoder_asks():
+    """An encoder that asks for a depth sigma of 20 m (briefly trained, off-distribution input) gets 0.5 m:
+    hypotheses metres wide say nothing about a joint within about 1 m of the pelvis."""
+    from diffpose_fast.distribution.initial import MAX_DEPTH_SIGMA_M
+
+    gen = torch.Generator().manual_seed(5)
+    pose = _pose(gen, b=2)
+    log_sigma_z = torch.full((2, 17), math.log(20.0), dtype=torch.float64)
+    log_sigma_z[1, 3] = math.log(0.08)                     # a sane request stays as it is
+    keypoints = pose[..., :2] * 1000.0 + 500.0
+    conf = torch.full((2, 17), 0.9, dtype=torch.float64)
+    s = hk_samples(pose, log_sigma_z, keypoints, conf, _noise(2, 20000, gen), sigma_min=0.01, sigma_max=0.10)
+    std_z = s[..., 2].std(1)
+    assert torch.allclose(std_z[0, 1:], torch.full_like(std_z[0, 1:], MAX_DEPTH_SIGMA_M), rtol=0.03)
+    assert std_z[1, 3].item() == pytest.approx(0.08, rel=0.03)
+
+
 def test_hk_from_heatmaps_keeps_a_second_mode():
     gen = torch.Generator().manual_seed(2)
     pose = _pose(gen, b=1)

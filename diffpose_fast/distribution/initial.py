@@ -22,6 +22,10 @@ from .spread2d import confidence_to_sigma_px, heatmap_mean_px, pose_size_px
 
 
 BODY_SPAN_M = (0.1, 3.0)   # the 2D bounding-box diagonal of a person seen by a camera, as metres of body
+# A joint's depth relative to the pelvis lies within about +-1 m (half an arm span and a leg): a depth spread
+# above 0.5 m (2 sigma = 1 m) says nothing more, and a briefly trained or off-distribution encoder can ask for
+# metres. Bounds H_K's depth sigma in training and at inference alike.
+MAX_DEPTH_SIGMA_M = 0.5
 
 
 def weak_perspective_scale(pose_xy: torch.Tensor, keypoints: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
@@ -72,7 +76,8 @@ def hk_samples(pose: torch.Tensor, log_sigma_z: torch.Tensor, keypoints: torch.T
     pose [B, J, 3] and log_sigma_z [B, J] from the context encoder; keypoints [B, J, 2] pixels, confidence [B, J]
     in [0, 1]. x, y: heatmaps [B, J, Hh, Wh] over heatmap_boxes [B, 4] when given (noise.cell_u, jitter_u), else
     the confidence Gaussian (``spread2d``; noise.offsets_z). z: the training histogram when ``depth_histogram`` is
-    given (noise.bin_u, within_u), else the encoder's Gaussian (noise.depth_z).
+    given (noise.bin_u, within_u), else the encoder's Gaussian (noise.depth_z), its sigma at most
+    MAX_DEPTH_SIGMA_M (0.5 m).
     """
     dev = pose.device
     if heatmaps is not None:
@@ -85,7 +90,8 @@ def hk_samples(pose: torch.Tensor, log_sigma_z: torch.Tensor, keypoints: torch.T
     if depth_histogram is not None:
         z = depth_histogram.sample_from_uniforms(noise.bin_u, noise.within_u).to(dev, pose.dtype)
     else:
-        z = pose[:, :, None, 2] + noise.depth_z.to(dev, log_sigma_z.dtype) * log_sigma_z.exp()[..., None]
+        sigma_z = log_sigma_z.exp().clamp(max=MAX_DEPTH_SIGMA_M)
+        z = pose[:, :, None, 2] + noise.depth_z.to(dev, log_sigma_z.dtype) * sigma_z[..., None]
     samples = torch.cat([xy, z[..., None]], dim=-1).permute(0, 2, 1, 3).contiguous()  # [B, S, J, 3]
     samples[:, :, 0, :] = 0.0
     return samples
