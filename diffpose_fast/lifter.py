@@ -43,6 +43,10 @@ class LiftResult:
         calibrated isotropic Gaussian), from ``uncertainty.SpreadCalibration`` fitted by ``fit`` on held-out
         sequences; also filled for N = 1 / sampler "context" (from the joint and its 2D confidence alone).
         None for a model without a calibration (saved before it existed, or fitted with calibration_fraction 0).
+    trajectory [T, 3]: the root's (pelvis') position in the camera frame, metres, when the input has a camera
+        (``predict(camera=Camera(fx, fy, cx, cy))`` or the PoseSequence's): the translation that makes
+        poses_3d + trajectory reproject onto the 2D keypoints (``trajectory.root_trajectory``); None without
+        a camera; NaN in frames with fewer than 3 usable keypoints.
     numpy float32 arrays, or CPU torch tensors when the input came as tensors.
     """
 
@@ -50,6 +54,7 @@ class LiftResult:
     samples: Any
     std: Any
     calibrated_std: Any = None
+    trajectory: Any = None
 
     @property
     def num_samples(self) -> int:
@@ -288,9 +293,16 @@ class DiffPoseLifter:
         mean = samples.mean(0)
         std = ((samples - mean) ** 2).sum(-1).mean(0).sqrt()
         calibrated = self._calibrated_std(std.numpy(), n_eff, frames.confidence.numpy())
+        trajectory = None
+        if seq.camera is not None:
+            from .trajectory import root_trajectory
+
+            trajectory = root_trajectory(mean.numpy(), seq.keypoints_2d, seq.camera,
+                                         frames.confidence.numpy()).astype(np.float32)
         if as_tensor:
-            return LiftResult(mean, samples, std, None if calibrated is None else torch.from_numpy(calibrated))
-        return LiftResult(mean.numpy(), samples.numpy(), std.numpy(), calibrated)
+            t = lambda a: None if a is None else torch.from_numpy(a)  # noqa: E731
+            return LiftResult(mean, samples, std, t(calibrated), t(trajectory))
+        return LiftResult(mean.numpy(), samples.numpy(), std.numpy(), calibrated, trajectory)
 
     def _calibrated_std(self, std: np.ndarray, num_samples: int, confidence: np.ndarray) -> Optional[np.ndarray]:
         """[T, 17] float32 metres, or None without a calibration."""
