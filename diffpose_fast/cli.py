@@ -135,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image width and height in pixels (required unless the input records it: a COCO JSON "
                         "with an 'images' list, an npz with an 'image_size' array)")
     p.add_argument("--out", default=None, help="output folder (default: <input name>_3d next to the input)")
+    p.add_argument("--camera", type=float, nargs=4, metavar=("FX", "FY", "CX", "CY"),
+                   help="the camera's pinhole intrinsics in pixels: then each output also holds the trajectory "
+                        "[T,3] (the pelvis in the camera frame, metres) and the BVH moves through space")
     _add_sampling(p)
     p.add_argument("--min-joints", type=_positive_int, default=8,
                    help="lift a frame only if at least this many of the 17 joints were detected (default 8); "
@@ -377,6 +380,18 @@ def _safe_name(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text) or "track"
 
 
+def _fill_nan_rows(values):
+    """[T, D] with NaN rows filled by linear interpolation in time (held constant past the ends)."""
+    import numpy as np
+
+    values = np.asarray(values, np.float64)
+    ok = np.isfinite(values).all(axis=1)
+    if not ok.any():
+        return np.zeros_like(values)
+    t = np.arange(values.shape[0])
+    return np.stack([np.interp(t, t[ok], values[ok, d]) for d in range(values.shape[1])], axis=1)
+
+
 def _cmd_lift(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -413,6 +428,14 @@ def _cmd_lift(args: argparse.Namespace) -> int:
                 "array": "this array file (no 'image_size' array in it)",
                 "heatmaps": "this heatmap file (no 'image_size' array in it)"}[kind]
         raise CliError(f"--image-size W H is required: {what} does not record the image size")
+    camera = None
+    if args.camera:
+        from .data.camera import Camera
+
+        try:
+            camera = Camera(*args.camera)
+        except (TypeError, ValueError) as exc:
+            raise CliError(f"--camera: {exc}") from None
     device = _device(args.device)
     lifter = _load_lifter(args.checkpoint, device)
 
@@ -441,13 +464,13 @@ def _cmd_lift(args: argparse.Namespace) -> int:
         # model's windows, and the hypotheses' shared draws, would otherwise run across it)
         runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
         t_all = kp.shape[0]
-        mean = samples = std = calibrated = None
+        mean = samples = std = calibrated = trajectory = None
         seconds = 0.0
         for run in runs:
             try:
                 seq = PoseSequence(kp[run], image_size=image_size, confidence=conf[run],
                                    heatmaps=None if maps is None else maps.heatmaps[run],
-                                   heatmap_boxes=None if maps is None else maps.boxes[run])
+                                   heatmap_boxes=None if maps is None else maps.boxes[run], camera=camera)
             except (ValueError, TypeError) as exc:
                 raise CliError(f"{name}: {exc} (is --image-size right, and are the keypoints in pixels?)") from None
             t0 = time.perf_counter()
@@ -461,22 +484,27 @@ def _cmd_lift(args: argparse.Namespace) -> int:
                 std = np.full((t_all, 17), np.nan, np.float32)
                 if res.calibrated_std is not None:
                     calibrated = np.full((t_all, 17), np.nan, np.float32)
+                if res.trajectory is not None:
+                    trajectory = np.full((t_all, 3), np.nan, np.float32)
             mean[run], samples[:, run], std[run] = res.poses_3d, res.samples, res.std
             if calibrated is not None:
                 calibrated[run] = res.calibrated_std
+            if trajectory is not None:
+                trajectory[run] = res.trajectory
         meta = {"source": os.fspath(args.input or args.heatmaps), "track_id": track.track_id, "checkpoint": args.checkpoint,
                 "keypoint_format": FORMAT_CHOICES.get(args.format or "", "auto"), "sampler": args.sampler,
                 "num_samples": int(n), "steps": args.steps if args.sampler == "ddim" else None,
                 "min_joints": args.min_joints, "fill_gaps": args.fill_gaps,
                 "heatmaps": None if maps is None else os.fspath(args.heatmaps)}
         lifted = LiftedTrack(mean, samples, std, list(track.frame_ids), keep, kp, conf, image_size, meta,
-                             calibrated_std=calibrated)
+                             calibrated_std=calibrated, trajectory=trajectory)
         write_npz(out / f"{name}.npz", lifted)
         write_json(out / f"{name}.json", lifted)
         msg = (f"{name}: lifted {len(idx)} of {t_all} frames in {seconds:.2f} s -> {out / name}.npz, "
                f"{out / name}.json")
         if args.bvh:
-            err = write_bvh(out / f"{name}.bvh", mean, fps=args.fps)
+            err = write_bvh(out / f"{name}.bvh", mean, fps=args.fps,
+                            root_positions=None if trajectory is None else _fill_nan_rows(trajectory))
             msg += f", {out / name}.bvh (joints within {err * 1000:.1f} mm)"
         print(msg, flush=True)
         if args.render:

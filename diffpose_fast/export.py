@@ -58,6 +58,7 @@ class LiftedTrack:
 
     mean [T, 17, 3], samples [N, T, 17, 3], std [T, 17]: metres (NaN in frames that were not lifted).
     calibrated_std [T, 17] metres or None: ``LiftResult.calibrated_std`` (about 61 % of errors fall within it).
+    trajectory [T, 3] metres or None: ``LiftResult.trajectory``, the root's position in the camera frame.
     frame_ids: T ids (image ids, file stems or 0..T-1); lifted [T] bool: frames that were lifted.
     keypoints_2d [T, 17, 2] px (NaN where missing) and confidence [T, 17]: the input, H36M order.
     meta: free-form JSON-serialisable settings (checkpoint, sampler, steps, source file, ...).
@@ -73,6 +74,7 @@ class LiftedTrack:
     image_size: Optional[tuple[float, float]] = None
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
     calibrated_std: Optional[np.ndarray] = None
+    trajectory: Optional[np.ndarray] = None
 
     def __post_init__(self) -> None:
         t = np.asarray(self.mean).shape[0]
@@ -80,6 +82,8 @@ class LiftedTrack:
                   ("lifted", self.lifted, (t,)))
         if self.calibrated_std is not None:
             checks += (("calibrated_std", self.calibrated_std, (t, NUM_JOINTS)),)
+        if self.trajectory is not None:
+            checks += (("trajectory", self.trajectory, (t, 3)),)
         for name, arr, shape in checks:
             if np.shape(arr) != shape:
                 raise ValueError(f"LiftedTrack: {name} must have shape {list(shape)}, got {list(np.shape(arr))}")
@@ -105,6 +109,8 @@ def write_npz(path: str | os.PathLike, track: LiftedTrack) -> None:
     }
     if track.calibrated_std is not None:
         arrays["calibrated_std"] = np.asarray(track.calibrated_std, np.float32)
+    if track.trajectory is not None:
+        arrays["trajectory"] = np.asarray(track.trajectory, np.float32)
     if track.keypoints_2d is not None:
         arrays["keypoints_2d"] = np.asarray(track.keypoints_2d, np.float32)
     if track.confidence is not None:
@@ -136,13 +142,15 @@ def write_json(path: str | os.PathLike, track: LiftedTrack, decimals: int = 5) -
     }
     if track.calibrated_std is not None:
         doc["calibrated_std"] = _nested(track.calibrated_std, decimals)
+    if track.trajectory is not None:
+        doc["trajectory"] = _nested(track.trajectory, decimals)
     with open(os.fspath(path), "w", encoding="utf-8") as f:
         json.dump(doc, f, default=str)
 
 
 def read_json(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a file from ``write_json``: "mean", "samples", "std" (and "calibrated_std" when written) become
-    float64 arrays (null -> NaN)."""
+    """Read a file from ``write_json``: "mean", "samples", "std" (and "calibrated_std", "trajectory" when
+    written) become float64 arrays (null -> NaN)."""
     try:
         with open(os.fspath(path), encoding="utf-8") as f:
             doc = json.load(f)
@@ -159,12 +167,13 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
             doc[key] = np.array(doc[key], dtype=np.float64)  # None -> nan with dtype float
         except (TypeError, ValueError) as exc:
             raise ValueError(f"read_json: {os.fspath(path)!r}: {key!r} is not an array of numbers ({exc})") from None
-    if doc.get("calibrated_std") is not None:
-        try:
-            doc["calibrated_std"] = np.array(doc["calibrated_std"], dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"read_json: {os.fspath(path)!r}: 'calibrated_std' is not an array of numbers "
-                             f"({exc})") from None
+    for key in ("calibrated_std", "trajectory"):
+        if doc.get(key) is not None:
+            try:
+                doc[key] = np.array(doc[key], dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"read_json: {os.fspath(path)!r}: {key!r} is not an array of numbers "
+                                 f"({exc})") from None
     return doc
 
 

@@ -448,3 +448,32 @@ def test_lift_from_a_heatmap_file(tmp_path, capsys, demo, h36m_2d, monkeypatch):
     assert code == 2 and "neither 'heatmaps' nor 'simcc_x'" in err
     code, _, err = _run(capsys, ["lift", "--checkpoint", demo[1] / "model"])
     assert code == 2 and "give INPUT" in err
+
+
+def test_lift_with_a_camera_writes_the_trajectory(tmp_path, capsys, demo):
+    """--camera: the outputs hold the pelvis trajectory, equal to trajectory.root_trajectory of the written mean,
+    and the BVH's root moves with it."""
+    from diffpose_fast.data.camera import Camera
+    from diffpose_fast.export import read_bvh, read_json
+    from diffpose_fast.trajectory import root_trajectory
+
+    seq = generate_sequences(1, 6, seed=13)[0]
+    cam = seq.camera
+    path = tmp_path / "k.npy"
+    np.save(path, np.asarray(seq.keypoints_2d, np.float64))
+    code, _, err = _run(capsys, ["lift", path, "--format", "h36m", "--image-size", *seq.image_size, "--camera",
+                                 cam.fx, cam.fy, cam.cx, cam.cy, "--checkpoint", demo[1] / "model", "--out",
+                                 tmp_path / "o", "--num-samples", 2, "--steps", 1, "--bvh", "--no-progress"])
+    assert code == 0, err
+    with np.load(tmp_path / "o" / "k.npz", allow_pickle=False) as z:
+        traj, mean, conf = z["trajectory"], z["mean"], z["confidence"]
+    expected = root_trajectory(mean, seq.keypoints_2d, Camera(cam.fx, cam.fy, cam.cx, cam.cy), conf)
+    np.testing.assert_allclose(traj, expected, rtol=1e-4, atol=1e-4)
+    assert (traj[:, 2] > 1.0).all()                         # metres in front of the camera
+    np.testing.assert_allclose(read_json(tmp_path / "o" / "k.json")["trajectory"], traj, atol=1e-5)
+    root_channels = read_bvh(tmp_path / "o" / "k.bvh").motion[:, :3] / 100.0   # the root's X Y Z, cm -> m
+    # BVH axes (X, -Y, -Z) of the camera frame: the root follows the trajectory, not the origin
+    np.testing.assert_allclose(np.abs(root_channels), np.abs(traj), atol=2e-3)
+    code, _, err = _run(capsys, ["lift", path, "--format", "h36m", "--image-size", *seq.image_size, "--camera",
+                                 -1, 1, 0, 0, "--checkpoint", demo[1] / "model", "--no-progress"])
+    assert code == 2 and "--camera: " in err and "focal lengths must be positive" in err
