@@ -287,6 +287,11 @@ class DiffPoseLifter:
                 noise = None if shared is None else shared.expand(len(part))
                 chunks.append(self.model.sample(part, n_eff, steps, sampler, gen, backend, noise=noise).float().cpu())
             samples = torch.cat(chunks, 0).permute(1, 0, 2, 3).contiguous()  # [N, T, J, 3]
+        return self._result(samples, frames, seq, as_tensor)
+
+    def _result(self, samples: torch.Tensor, frames, seq: PoseSequence, as_tensor: bool) -> LiftResult:
+        """The LiftResult of hypotheses samples [N, T, J, 3] (CPU float32) of ``seq`` (its FrameSet ``frames``)."""
+        n_eff = samples.shape[0]
         # A human joint lies within about 1.2 m of the pelvis; a briefly trained model can still wander off
         # (21 m was seen), so every coordinate is bounded to POSE_BOUND_M before the mean and the spread.
         samples = samples.clamp_(-POSE_BOUND_M, POSE_BOUND_M)
@@ -331,6 +336,17 @@ class DiffPoseLifter:
             if steps > k:
                 raise ValueError(f"predict: sampler 'ddim' needs 1 <= steps <= K={k}, got {steps}")
         return sampler, num_samples, steps
+
+    def stream(self, image_size, *, camera=None, num_samples: Optional[int] = None, steps: Optional[int] = None,
+               sampler: Optional[str] = None, generator: Optional[torch.Generator] = None, backend: str = "auto",
+               flip_test: bool = True):
+        """A live stream: ``stream.push(keypoints_2d [17, 2], confidence [17])`` lifts one new frame and returns
+        what ``predict`` over the frames so far gives for it (frame models, and causal video models; with the
+        default temporal_noise "shared"). See ``diffpose_fast.streaming``."""
+        from .streaming import LiftStream
+
+        return LiftStream(self, image_size, camera=camera, num_samples=num_samples, steps=steps, sampler=sampler,
+                          generator=generator, backend=backend, flip_test=flip_test)
 
     # ------------------------------------------------------------------------------------------ evaluate
     def evaluate(self, sequences: Sequence[PoseSequence], *, sampler: Optional[str] = None,
