@@ -248,7 +248,9 @@ class DiffPoseLifter:
             num_samples: N hypotheses (default config.num_samples = 5); ignored by sampler "context".
             steps: denoiser calls for "ddim" (default config.sampling_steps = 5, at most K); for "ddpm" None or K.
             sampler: "ddim" | "ddpm" (all K steps of Eq. 8) | "context" (the encoder alone).
-            backend: backend of the hot ops ("auto", "native", "reference").
+            backend: backend of the hot ops: "auto", "reference" (plain PyTorch, the oracle), "native" (the C++ /
+                CUDA extension wherever an op has one), "triton" (the DDIM update's Triton kernel); see
+                ``fast.sampler``. ``ops.force_backend`` and DIFFPOSE_FAST_BACKEND override "auto".
             generator: torch.Generator for H_K and the hypotheses (None: one seeded with the lifter's seed,
                 so repeated calls give the same answer).
             batch_size: frames per forward pass (None: about 4096 hypotheses per pass).
@@ -261,6 +263,7 @@ class DiffPoseLifter:
         """
         seq, as_tensor = _as_sequence(keypoints_2d_or_sequence, image_size=image_size, confidence=confidence,
                                       heatmaps=heatmaps, heatmap_boxes=heatmap_boxes, camera=camera)
+        _check_backend(backend)
         sampler, num_samples, steps = self._sampling_args(sampler, num_samples, steps)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"predict: generator must be a torch.Generator or None, got {type(generator).__name__}")
@@ -508,6 +511,13 @@ def _load_calibration(meta: dict, config: LifterConfig, path) -> Optional[dict[s
         return None
     legacy = SpreadCalibration.from_scale(float(scale), config.num_samples, NUM_JOINTS)
     return {"spread": legacy}
+
+
+def _check_backend(backend) -> None:
+    from .fast.sampler import BACKENDS
+
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ValueError(f"predict: backend must be one of {list(BACKENDS)}, got {backend!r}")
 
 
 def _positive_int(value, name: str, minimum: int = 1) -> int:

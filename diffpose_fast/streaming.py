@@ -55,6 +55,9 @@ class LiftStream:
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"stream: generator must be a torch.Generator or None, got {type(generator).__name__}")
         self.generator = generator if generator is not None else torch.Generator().manual_seed(lifter.seed)
+        from .lifter import _check_backend
+
+        _check_backend(backend)
         self.backend = backend
         self.flip_test = flip_test
         self.n_eff = 1 if self.sampler == "context" else self.num_samples

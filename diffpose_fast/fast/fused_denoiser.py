@@ -132,7 +132,7 @@ class FusedDenoiser:
         return reasons
 
     def backends(self):
-        return (("native", self.why_not_native), ("torch", lambda **_: []))
+        return (("native", self.why_not_native), ("reference", lambda **_: []))   # "torch": an alias
 
     # ------------------------------------------------------------------------------------------ weights
     def _weights_key(self):

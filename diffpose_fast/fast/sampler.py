@@ -4,16 +4,19 @@
 ``DiffPoseLifter.predict`` / ``DiffPoseModel.sample``):
 
 - "reference": ``DDIMSampler.sample`` with the reference ``GCNAttentionDenoiser`` (the oracle).
-- "native": the fused native denoiser (C++ on CPU, the CUDA kernel on GPU); raises with the reasons when the
-  compiled module cannot run these inputs.
+- "native": every op of the loop that has a native backend uses it (the fused denoiser: C++ on CPU, the CUDA
+  kernel on GPU; the EM fit of H_K), raising with the reasons when the compiled module cannot run these
+  inputs; the DDIM update, which has none, chooses as with "auto".
+- "triton": the DDIM update's Triton kernel (raises where Triton cannot run); the other ops as with "auto".
 - "fast": the fused denoiser through its first available backend (native, else hoisted torch ops).
-- "auto": "fast" (the ``DIFFPOSE_FAST_BACKEND`` / ``force_backend`` override applies to the denoiser choice).
+- "auto": "fast" (the ``DIFFPOSE_FAST_BACKEND`` / ``force_backend`` override applies to every op's choice).
 
 On CUDA with eta = 0 the whole loop is replayed from a CUDA graph per batch-size bucket (``cuda_graph``).
 The math is ``DDIMSampler.sample`` exactly: same grid (``DDIMSampler.timesteps``), same closed-form step.
 """
 from __future__ import annotations
 
+import contextlib
 import weakref
 from typing import Optional
 
@@ -22,10 +25,11 @@ import torch
 from ..diffusion.samplers import DDIMSampler
 from ..diffusion.schedule import DiffusionSchedule
 from ..models.denoiser import GCNAttentionDenoiser
+from ..ops._dispatch import force_backend
 from .ddim_update import custom_op, ddim_coefficients
 from .fused_denoiser import FusedDenoiser
 
-BACKENDS = ("auto", "fast", "native", "reference")
+BACKENDS = ("auto", "fast", "native", "triton", "reference")
 _fused_cache: "weakref.WeakKeyDictionary[GCNAttentionDenoiser, FusedDenoiser]" = weakref.WeakKeyDictionary()
 
 
@@ -38,8 +42,9 @@ def fused_for(model: GCNAttentionDenoiser) -> FusedDenoiser:
 
 
 def gmm_backend(backend: str) -> str:
-    """The backend name the GMM ops understand for a sampling backend ("fast" -> "auto")."""
-    return "auto" if backend == "fast" else backend
+    """The backend name the GMM ops understand for a sampling backend ("fast", "triton" -> "auto": the EM has no
+    Triton kernel)."""
+    return "auto" if backend in ("fast", "triton") else backend
 
 
 def fast_sample(fused: FusedDenoiser, features: torch.Tensor, h_K: torch.Tensor, mu: torch.Tensor,
@@ -82,10 +87,14 @@ def reverse_diffusion(denoiser: GCNAttentionDenoiser, schedule: DiffusionSchedul
         return DDIMSampler(schedule).sample(denoise, h_K, mu, steps)
     den_backend = "native" if backend == "native" else "auto"
     fused = fused_for(denoiser)
-    if h_K.is_cuda:
-        from .cuda_graph import graphed_sample
+    # "native" / "triton": the loop's ops that have that backend use it (the update has no native, the denoiser
+    # no triton: those choose as with "auto")
+    forced = force_backend(backend) if backend in ("native", "triton") else contextlib.nullcontext()
+    with forced:
+        if h_K.is_cuda:
+            from .cuda_graph import graphed_sample
 
-        return graphed_sample(fused, features, h_K, mu, schedule, steps, denoiser_backend=den_backend)
-    with torch.inference_mode():
-        h0 = fast_sample(fused, features, h_K, mu, schedule, steps, denoiser_backend=den_backend)
+            return graphed_sample(fused, features, h_K, mu, schedule, steps, denoiser_backend=den_backend)
+        with torch.inference_mode():
+            h0 = fast_sample(fused, features, h_K, mu, schedule, steps, denoiser_backend=den_backend)
     return h0.clone()  # cloned outside inference mode: an ordinary tensor that callers may modify in place

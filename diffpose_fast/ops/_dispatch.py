@@ -6,7 +6,12 @@ Each op registers its backends in order of preference as ``(name, why_not)`` pai
 - ``backend="auto"`` takes the first backend with no reasons.
 - An explicit backend with reasons raises ``BackendUnavailableError`` listing them: never a silent fallback.
 - ``DIFFPOSE_FAST_BACKEND=<name>`` in the environment, or ``with force_backend("<name>"):``, turns every
-  ``auto`` choice into that explicit choice (for debugging and for tests that must exercise one backend).
+  ``auto`` choice of an op that *has* a backend of that name into that explicit choice (for debugging and for
+  tests that must exercise one backend); an op without one (the DDIM update has no C++ "native", the EM no
+  "triton") chooses as with ``auto``. A forced name no op knows is an error.
+
+One vocabulary for every op: "reference" (plain PyTorch, the oracle), "native" (the C++ / CUDA extension),
+"triton" (Triton kernels), and "auto".
 """
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ import os
 from typing import Callable, Iterator, Sequence
 
 WhyNot = Callable[..., list]
+VOCABULARY = ("reference", "native", "triton")   # every backend name an op may register, besides "auto"
+ALIASES = {"torch": "reference"}                  # the fused denoiser's first name for its plain-torch path
 
 _forced: contextvars.ContextVar[str | None] = contextvars.ContextVar("diffpose_fast_forced_backend", default=None)
 ENV_VAR = "DIFFPOSE_FAST_BACKEND"
@@ -27,7 +34,10 @@ class BackendUnavailableError(NotImplementedError):
 
 @contextlib.contextmanager
 def force_backend(name: str | None) -> Iterator[None]:
-    """Within the block, every op called with ``backend="auto"`` uses backend ``name`` (None: no forcing)."""
+    """Within the block, every op called with ``backend="auto"`` that has backend ``name`` uses it (None: no
+    forcing); see the module docstring."""
+    if name is not None and ALIASES.get(name, name) not in VOCABULARY:
+        raise ValueError(f"force_backend: backend must be one of {list(VOCABULARY)} or None, got {name!r}")
     token = _forced.set(name)
     try:
         yield
@@ -40,8 +50,17 @@ def select_backend(op: str, requested: str, backends: Sequence[tuple[str, WhyNot
     names = [name for name, _ in backends]
     if not isinstance(requested, str):
         raise TypeError(f"{op}: backend must be a string, one of {['auto', *names]}, got {type(requested).__name__}")
+    requested = ALIASES.get(requested, requested)
     if requested == "auto":
-        requested = _forced.get() or os.environ.get(ENV_VAR) or "auto"
+        forced = _forced.get() or os.environ.get(ENV_VAR) or None
+        if forced is not None:
+            forced = ALIASES.get(forced, forced)
+            if forced not in VOCABULARY:
+                where = f"the environment variable {ENV_VAR}" if _forced.get() is None else "force_backend"
+                raise ValueError(f"{op}: {where} names an unknown backend {forced!r}; expected one of "
+                                 f"{list(VOCABULARY)}")
+            if forced in names:   # an op without a backend of that name chooses as with "auto"
+                requested = forced
     if requested != "auto" and requested not in names:
         raise ValueError(f"{op}: unknown backend {requested!r}; expected one of {['auto', *names]}")
 
