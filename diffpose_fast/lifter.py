@@ -22,6 +22,7 @@ from .persistence import CheckpointError, load_folder, save_folder
 from .pipeline import DiffPoseModel
 from .training.frames import FrameSet, frames_from_sequences
 from .training.folds import assign_folds
+from .fast.sampler import check_backend
 from .training.trainer import Trainer, steps_for
 from .uncertainty import MIN_CALIBRATION_FRAMES, SpreadCalibration
 
@@ -263,7 +264,7 @@ class DiffPoseLifter:
         """
         seq, as_tensor = _as_sequence(keypoints_2d_or_sequence, image_size=image_size, confidence=confidence,
                                       heatmaps=heatmaps, heatmap_boxes=heatmap_boxes, camera=camera)
-        _check_backend(backend)
+        check_backend(backend, "predict")
         sampler, num_samples, steps = self._sampling_args(sampler, num_samples, steps)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"predict: generator must be a torch.Generator or None, got {type(generator).__name__}")
@@ -511,13 +512,6 @@ def _load_calibration(meta: dict, config: LifterConfig, path) -> Optional[dict[s
         return None
     legacy = SpreadCalibration.from_scale(float(scale), config.num_samples, NUM_JOINTS)
     return {"spread": legacy}
-
-
-def _check_backend(backend) -> None:
-    from .fast.sampler import BACKENDS
-
-    if not isinstance(backend, str) or backend not in BACKENDS:
-        raise ValueError(f"predict: backend must be one of {list(BACKENDS)}, got {backend!r}")
 
 
 def _positive_int(value, name: str, minimum: int = 1) -> int:

@@ -26,6 +26,7 @@ import torch
 
 from .data.sequence import PoseSequence
 from .data.skeleton import NUM_JOINTS
+from .fast.sampler import check_backend
 from .training.frames import frames_from_sequences
 
 __all__ = ["LiftStream"]
@@ -55,9 +56,7 @@ class LiftStream:
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"stream: generator must be a torch.Generator or None, got {type(generator).__name__}")
         self.generator = generator if generator is not None else torch.Generator().manual_seed(lifter.seed)
-        from .lifter import _check_backend
-
-        _check_backend(backend)
+        check_backend(backend, "stream")
         self.backend = backend
         self.flip_test = flip_test
         self.n_eff = 1 if self.sampler == "context" else self.num_samples

@@ -41,6 +41,12 @@ def fused_for(model: GCNAttentionDenoiser) -> FusedDenoiser:
     return fused
 
 
+def check_backend(backend, where: str) -> None:
+    """Raise ValueError unless ``backend`` is one of BACKENDS (``where``: the caller's name for the message)."""
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ValueError(f"{where}: backend must be one of {list(BACKENDS)}, got {backend!r}")
+
+
 def gmm_backend(backend: str) -> str:
     """The backend name the GMM ops understand for a sampling backend ("fast", "triton" -> "auto": the EM has no
     Triton kernel)."""
