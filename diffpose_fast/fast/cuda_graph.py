@@ -34,7 +34,7 @@ class GraphedSampler:
 
     def __init__(self, fused: FusedDenoiser, schedule: DiffusionSchedule, steps: int, bucket: int,
                  like_h: torch.Tensor, like_features: torch.Tensor, denoiser_backend: str = "auto"):
-        from .sampler import fast_sample
+        from .eager import fast_sample
 
         dev = like_h.device
         J = like_h.shape[1]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from typing import Optional
 
 import torch
 
@@ -26,7 +25,7 @@ from ..diffusion.samplers import DDIMSampler
 from ..diffusion.schedule import DiffusionSchedule
 from ..models.denoiser import GCNAttentionDenoiser
 from ..ops._dispatch import force_backend
-from .ddim_update import custom_op, ddim_coefficients
+from .eager import fast_sample  # noqa: F401  (the eager loop; also what cuda_graph captures)
 from .fused_denoiser import FusedDenoiser
 
 BACKENDS = ("auto", "fast", "native", "triton", "reference")
@@ -51,34 +50,6 @@ def gmm_backend(backend: str) -> str:
     """The backend name the GMM ops understand for a sampling backend ("fast", "triton" -> "auto": the EM has no
     Triton kernel)."""
     return "auto" if backend in ("fast", "triton") else backend
-
-
-def fast_sample(fused: FusedDenoiser, features: torch.Tensor, h_K: torch.Tensor, mu: torch.Tensor,
-                schedule: DiffusionSchedule, steps: int, *, eta: float = 0.0,
-                noise_std: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None,
-                denoiser_backend: str = "auto", noise: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """The eager fast loop: S fused denoiser calls, S fused updates. Returns h_0 [B, J, 3].
-
-    noise: optional pre-drawn z [S, B, J, 3] (N(0, I), scaled by noise_std here) instead of the generator.
-    """
-    if eta > 0.0 and noise_std is None:
-        raise ValueError("fast_sample: noise_std is required when eta > 0")
-    grid = DDIMSampler(schedule).timesteps(steps)
-    op = custom_op()
-    h = h_K
-    for i, (k, k_prev) in enumerate(zip(grid[:-1], grid[1:])):
-        x0 = fused(h, features, k, backend=denoiser_backend)
-        if k_prev == 0:
-            h = x0
-            break
-        coeffs = ddim_coefficients(schedule, k, k_prev, eta)
-        z = None
-        if coeffs[4] != 0.0:
-            draw = noise[i] if noise is not None else torch.randn(h.shape, generator=generator, dtype=h.dtype,
-                                                                 device=h.device)
-            z = noise_std * draw
-        h = op(h, x0, mu, z, *coeffs)
-    return h
 
 
 def reverse_diffusion(denoiser: GCNAttentionDenoiser, schedule: DiffusionSchedule, features: torch.Tensor,

@@ -1,0 +1,42 @@
+"""The eager fast reverse loop: S fused denoiser calls and S fused DDIM updates, no graph.
+
+``sampler.reverse_diffusion`` runs it on the CPU; ``cuda_graph`` captures it once per batch bucket on CUDA.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from ..diffusion.samplers import DDIMSampler
+from ..diffusion.schedule import DiffusionSchedule
+from .ddim_update import custom_op, ddim_coefficients
+from .fused_denoiser import FusedDenoiser
+
+
+def fast_sample(fused: FusedDenoiser, features: torch.Tensor, h_K: torch.Tensor, mu: torch.Tensor,
+                schedule: DiffusionSchedule, steps: int, *, eta: float = 0.0,
+                noise_std: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None,
+                denoiser_backend: str = "auto", noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The eager fast loop: S fused denoiser calls, S fused updates. Returns h_0 [B, J, 3].
+
+    noise: optional pre-drawn z [S, B, J, 3] (N(0, I), scaled by noise_std here) instead of the generator.
+    """
+    if eta > 0.0 and noise_std is None:
+        raise ValueError("fast_sample: noise_std is required when eta > 0")
+    grid = DDIMSampler(schedule).timesteps(steps)
+    op = custom_op()
+    h = h_K
+    for i, (k, k_prev) in enumerate(zip(grid[:-1], grid[1:])):
+        x0 = fused(h, features, k, backend=denoiser_backend)
+        if k_prev == 0:
+            h = x0
+            break
+        coeffs = ddim_coefficients(schedule, k, k_prev, eta)
+        z = None
+        if coeffs[4] != 0.0:
+            draw = noise[i] if noise is not None else torch.randn(h.shape, generator=generator, dtype=h.dtype,
+                                                                 device=h.device)
+            z = noise_std * draw
+        h = op(h, x0, mu, z, *coeffs)
+    return h
