@@ -154,7 +154,7 @@ def run_demo(out: str | os.PathLike = "diffpose_demo", settings: Optional[DemoSe
 
     Returns a DemoReport; ``log`` receives the human-readable lines (the table among them).
     """
-    from . import DiffPoseLifter
+    from .lifter import DiffPoseLifter
     from .data.synthetic import generate_sequences
     from .export import LiftedTrack, write_bvh, write_json, write_npz
     from .viz.render import render_animation, save_pose_png
