@@ -50,7 +50,7 @@ def accuracy(args) -> None:
 @torch.no_grad()
 def latency(args) -> None:
     from diffpose_fast.models.context_frame import ContextOutput
-    from diffpose_fast.training.frames import frames_from_sequences
+    from diffpose_fast.data.frames import frames_from_sequences
     from diffpose_fast.video.inference import encode_windows
 
     lifter = DiffPoseLifter(mode="video", frames=args.frames, causal=True, seed=0, **tiny(args.width, args.frames))

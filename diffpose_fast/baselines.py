@@ -12,7 +12,7 @@ Adam at 1e-3 decayed exponentially to 0.96^48 ~ 0.14 of it over the run (the pap
 its 4.8M), Kaiming initialisation.
 
 Data handling (the paper's, adapted to any image size): the input is the 2D pose in the screen-normalised
-coordinates of ``training.frames.encoder_inputs`` (x in [-1, 1]), missing joints filled like DiffPose's input;
+coordinates of ``data.frames.encoder_inputs`` (x in [-1, 1]), missing joints filled like DiffPose's input;
 inputs and outputs are standardised per coordinate with the training set's mean and std; the output is the
 root-relative 3D pose in metres. Flip augmentation (``flip_augment``) mirrors half of every batch, the same
 augmentation DiffPose trains with; ``predict(flip_test=True)`` averages the prediction with the un-mirrored
@@ -83,7 +83,7 @@ def _mirror_3d(p: np.ndarray) -> np.ndarray:
 
 def _inputs(seq: PoseSequence, default_confidence: float = 0.8) -> np.ndarray:
     """[T, 17, 2] screen-normalised 2D of a sequence, missing joints filled (as DiffPose's encoder input)."""
-    from .training.frames import encoder_inputs, fill_missing
+    from .data.frames import encoder_inputs, fill_missing
 
     conf = (seq.confidence if seq.confidence is not None
             else np.full((seq.num_frames, NUM_JOINTS), default_confidence, np.float32))

@@ -20,7 +20,7 @@ from .data.skeleton import NUM_JOINTS
 from .distribution.depth import DepthHistogram
 from .persistence import CheckpointError, load_folder, save_folder
 from .pipeline import DiffPoseModel
-from .training.frames import FrameSet, frames_from_sequences
+from .data.frames import FrameSet, frames_from_sequences
 from .training.folds import assign_folds
 from .fast.sampler import check_backend
 from .training.trainer import Trainer, steps_for

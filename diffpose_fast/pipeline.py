@@ -24,7 +24,7 @@ from .distribution.noise import HKNoise, draw_hk_noise
 from .models.context_frame import ContextOutput, FrameContextEncoder
 from .models.context_video import VideoContextEncoder
 from .models.denoiser import GCNAttentionDenoiser
-from .training.frames import FrameSet
+from .data.frames import FrameSet
 
 ENCODER_INPUT_FEATURES = 3  # normalised x, y and confidence
 # H_K's depth spread: log sigma_z is bounded as in stage 1's likelihood (1 mm .. 2.7 m) before the out-of-fold

@@ -78,7 +78,7 @@ def test_context_answer_is_the_mean_of_the_encoders_and_hypotheses_alternate(cro
     lifter, history = cross_fitted
     assert len(history["context"]) == 2 * RUN["context_steps"]
     seq = generate_sequences(1, 6, seed=3)[0]
-    from diffpose_fast.training.frames import frames_from_sequences
+    from diffpose_fast.data.frames import frames_from_sequences
 
     frames = frames_from_sequences([seq], lifter.config.default_confidence, require_poses=False)
     with torch.no_grad():
@@ -102,7 +102,7 @@ def test_context_answer_is_the_mean_of_the_encoders_and_hypotheses_alternate(cro
 def test_depth_sigma_scale_is_the_out_of_fold_rms_standardised_residual(cross_fitted):
     lifter, _ = cross_fitted
     from diffpose_fast.pipeline import LOG_SIGMA_Z_RANGE
-    from diffpose_fast.training.frames import frames_from_sequences
+    from diffpose_fast.data.frames import frames_from_sequences
 
     train = _train()
     frames = frames_from_sequences(train, lifter.config.default_confidence, require_poses=True)

@@ -152,7 +152,7 @@ def test_auto_boxes_min_side():
 
 def test_mixing_sequences_with_and_without_heatmaps_says_what_it_does():
     from diffpose_fast.data.synthetic import SyntheticConfig, generate_sequences
-    from diffpose_fast.training.frames import frames_from_sequences
+    from diffpose_fast.data.frames import frames_from_sequences
 
     with_maps = generate_sequences(1, 4, seed=0, config=SyntheticConfig(heatmap_size=(16, 16)))
     without = generate_sequences(1, 4, seed=1)

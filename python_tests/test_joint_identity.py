@@ -69,7 +69,7 @@ def test_trained_networks_are_not_left_right_equivariant(trained):
     """The default lifter's trained encoder and denoiser give a different answer for a pose whose joints are
     relabelled left <-> right than the relabelled answer (an equivariant network gives the same, to rounding)."""
     seq = generate_sequences(1, 20, seed=5)[0]
-    from diffpose_fast.training.frames import frames_from_sequences
+    from diffpose_fast.data.frames import frames_from_sequences
 
     frames = frames_from_sequences([seq], trained.config.default_confidence, require_poses=False)
     enc = trained.model.encoder

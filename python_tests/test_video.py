@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from diffpose_fast import DiffPoseLifter
 from diffpose_fast.data.synthetic import generate_sequences
 from diffpose_fast.models.context_video import VideoContextEncoder
-from diffpose_fast.training.frames import frames_from_sequences
+from diffpose_fast.data.frames import frames_from_sequences
 from diffpose_fast.video import plan_windows
 from diffpose_fast.video.inference import encode_windows, flip_windows, unflip_context
 from diffpose_fast.video.mixste import load_mixste

@@ -30,7 +30,7 @@ from ..pipeline import DiffPoseModel
 from . import distributed as dist_utils
 from .checkpoint import TrainingCheckpoint, data_sha256, save_checkpoint
 from .ema import EMA
-from .frames import FrameSet
+from ..data.frames import FrameSet
 from .losses import depth_nll_loss, diffusion_loss, mpjpe_loss
 from .step_noise import StepNoise, context_noise, diffusion_noise
 

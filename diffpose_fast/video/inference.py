@@ -12,7 +12,7 @@ import torch
 
 from ..data.skeleton import NUM_JOINTS, flip_permutation
 from ..models.context_frame import ContextOutput
-from ..training.frames import FrameSet
+from ..data.frames import FrameSet
 from .windows import WindowPlan, plan_windows
 
 # Encoder positions per forward pass (windows x frames); bounds the encoder's activations.

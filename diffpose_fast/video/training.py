@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ..data.skeleton import NUM_JOINTS
 from ..distribution.depth import DepthHistogram
 from ..training.ema import EMA
-from ..training.frames import FrameSet
+from ..data.frames import FrameSet
 from ..training.losses import depth_nll_loss
 from ..training.step_noise import diffusion_noise
 from ..training.trainer import _cosine_lr, derived_generator, diffusion_batch_loss, ema_decay_at
