@@ -18,9 +18,9 @@ import torch
 
 from diffpose_fast.training import distributed as dist_utils
 
-TINY = dict(embed_dim=16, context_dim=16, denoiser_heads=2, denoiser_blocks=1, encoder_layers=1, encoder_heads=2,
-            gmm_samples=16, gmm_max_iter=10, num_diffusion_steps=10, sampling_steps=2,
-            encoder_dropout=0.0)  # dropout masks are drawn per rank, so only a dropout-free run equals one process
+from _tiny import tiny
+
+TINY = tiny(encoder_dropout=0.0)  # dropout masks are drawn per rank, so only a dropout-free run equals one process
 STEPS = dict(context_steps=4, diffusion_steps=4, batch_size=15)  # 40 frames: batches 15, 15, 10, 15 (uneven shards)
 
 

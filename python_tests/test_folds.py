@@ -11,8 +11,9 @@ from diffpose_fast.data.synthetic import generate_sequences
 from diffpose_fast.training import trainer as trainer_module
 from diffpose_fast.training.folds import assign_folds
 
-TINY = dict(embed_dim=16, context_dim=16, denoiser_heads=2, denoiser_blocks=1, encoder_layers=1, encoder_heads=2,
-            gmm_samples=16, gmm_max_iter=10, num_diffusion_steps=10, sampling_steps=2, batch_size=16)
+from _tiny import tiny
+
+TINY = tiny(batch_size=16)
 RUN = dict(context_steps=5, diffusion_steps=4, progress=False)
 
 

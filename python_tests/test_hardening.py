@@ -11,8 +11,9 @@ from diffpose_fast.data.synthetic import generate_sequences
 from diffpose_fast.distribution.spread2d import confidence_to_sigma_px, pose_size_px
 from diffpose_fast.data.frames import fill_missing, frames_from_sequences
 
-TINY = dict(embed_dim=16, context_dim=16, denoiser_heads=2, denoiser_blocks=1, encoder_layers=1, encoder_heads=2,
-            gmm_samples=16, gmm_max_iter=10, num_diffusion_steps=10, sampling_steps=2)
+from _tiny import tiny
+
+TINY = tiny()
 IMG = (1000, 1002)
 
 

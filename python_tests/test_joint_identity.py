@@ -13,9 +13,10 @@ from diffpose_fast.data.synthetic import generate_sequences
 from diffpose_fast.models.context_frame import FrameContextEncoder
 from diffpose_fast.models.denoiser import GCNAttentionDenoiser
 
+from _tiny import tiny
+
 PERM = torch.as_tensor(flip_permutation())
-TINY = dict(embed_dim=16, context_dim=16, denoiser_heads=2, denoiser_blocks=1, encoder_layers=1, encoder_heads=2,
-            gmm_samples=16, gmm_max_iter=10, num_diffusion_steps=10, sampling_steps=2, batch_size=32)
+TINY = tiny(batch_size=32)
 
 
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -10,8 +10,9 @@ from diffpose_fast import DiffPoseLifter, LifterConfig, LiftResult, PoseSequence
 from diffpose_fast.data.synthetic import generate_sequences
 from diffpose_fast.persistence import CheckpointError
 
-TINY = dict(embed_dim=16, context_dim=16, denoiser_heads=2, denoiser_blocks=1, encoder_layers=1, encoder_heads=2,
-            gmm_samples=16, gmm_max_iter=10, num_diffusion_steps=10, sampling_steps=2, batch_size=32)
+from _tiny import tiny
+
+TINY = tiny(batch_size=32)
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,11 @@ from hypothesis.extra import numpy as hnp
 from diffpose_fast import DiffPoseLifter, PoseSequence, metrics
 from diffpose_fast.ops.gmm import em_fit, gmm_log_prob, gmm_sample
 
+from _tiny import tiny
+
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
                 derandomize=False)
-TINY = dict(embed_dim=16, context_dim=16, denoiser_heads=2, denoiser_blocks=1, encoder_layers=1, encoder_heads=2,
-            gmm_samples=16, gmm_max_iter=10, num_diffusion_steps=10, sampling_steps=2)
+TINY = tiny()
 CLEAR = (TypeError, ValueError)
 
 

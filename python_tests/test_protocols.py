@@ -17,8 +17,9 @@ from diffpose_fast.protocols import (AVERAGE_LABELS, PAPER_ACTION_ABBREVIATIONS,
                                      evaluate_sequences, format_report, predict_with_flip, train_3dhp, train_h36m,
                                      unflip_poses)
 
-TINY = dict(embed_dim=16, context_dim=16, denoiser_heads=2, denoiser_blocks=1, encoder_layers=1, encoder_heads=2,
-            gmm_samples=16, gmm_max_iter=10, num_diffusion_steps=10, sampling_steps=2, batch_size=32)
+from _tiny import tiny
+
+TINY = tiny(batch_size=32)
 
 # S1 trains, S9 tests; two actions each, sub-action names and a rename (TakingPhoto -> Photo) as in the real file.
 FIXTURE = {"S1": {"Directions 1": ("standing", 20), "Walking 1": ("walking", 20)},

@@ -22,9 +22,9 @@ from diffpose_fast.data.synthetic import generate_sequences
 from diffpose_fast.persistence import CheckpointError
 from diffpose_fast.training.checkpoint import META_KEY, list_checkpoints, load_checkpoint
 
-TINY = dict(embed_dim=16, context_dim=16, denoiser_heads=2, denoiser_blocks=1, encoder_layers=1, encoder_heads=2,
-            gmm_samples=16, gmm_max_iter=10, num_diffusion_steps=10, sampling_steps=2, batch_size=16,
-            dropout=0.1)  # dropout on: the global RNG must be re-seeded per step for resume to be exact
+from _tiny import tiny
+
+TINY = tiny(batch_size=16, dropout=0.1)  # dropout on: the global RNG must be re-seeded per step for resume to be exact
 RUN = dict(context_steps=6, diffusion_steps=6, progress=False)
 EVERY = 4  # checkpoints after steps 4, 6 (end of stage 1), 8, 12
 

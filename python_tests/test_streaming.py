@@ -5,8 +5,9 @@ import pytest
 from diffpose_fast import DiffPoseLifter
 from diffpose_fast.data.synthetic import generate_sequences
 
-TINY = dict(embed_dim=16, context_dim=16, denoiser_heads=2, denoiser_blocks=1, encoder_layers=1, encoder_heads=2,
-            gmm_samples=16, gmm_max_iter=10, num_diffusion_steps=10, sampling_steps=2)
+from _tiny import tiny
+
+TINY = tiny()
 
 
 def _compare(lifter, seq, **kwargs):

@@ -14,8 +14,9 @@ from diffpose_fast.video import plan_windows
 from diffpose_fast.video.inference import encode_windows, flip_windows, unflip_context
 from diffpose_fast.video.mixste import load_mixste
 
-TINY = dict(embed_dim=16, context_dim=16, denoiser_heads=2, denoiser_blocks=1, encoder_layers=2, encoder_heads=2,
-            gmm_samples=16, gmm_max_iter=10, num_diffusion_steps=10, sampling_steps=2)
+from _tiny import tiny
+
+TINY = tiny(encoder_layers=2)
 F_WIN = 27
 LENGTHS = (1, 26, 27, 28, 500)
 
