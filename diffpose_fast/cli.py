@@ -67,7 +67,9 @@ def _positive_float(text: str) -> float:
 
 
 def _add_sampling(p: argparse.ArgumentParser, default_sampler: str = "ddim") -> None:
-    p.add_argument("--sampler", choices=("ddim", "ddpm", "context"), default=default_sampler,
+    from .config import SAMPLERS
+
+    p.add_argument("--sampler", choices=SAMPLERS, default=default_sampler,
                    help="reverse process: ddim (few steps), ddpm (all K steps of Eq. 8), context (encoder alone); "
                         f"default {default_sampler}")
     p.add_argument("--num-samples", type=_positive_int, default=5, metavar="N", help="hypotheses (default 5)")

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+SAMPLERS = ("ddim", "ddpm", "context")   # DDIM steps, all K steps of Eq. 8, or the context encoder alone
+
 _CHOICES = {
     "mode": ("frame", "video"),
     "schedule": ("cosine", "linear"),
@@ -18,7 +20,7 @@ _CHOICES = {
     "gmm_covariance": ("full", "diag"),
     "z_source": ("encoder", "histogram"),
     "loss_weighting": ("x0", "eq9"),
-    "sampler": ("ddim", "ddpm", "context"),
+    "sampler": SAMPLERS,
     "temporal_noise": ("shared", "independent"),
 }
 

@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from .config import SIZE_LIMITS, LifterConfig
+from .config import SAMPLERS, SIZE_LIMITS, LifterConfig
 from .data.sequence import PoseSequence
 from .data.skeleton import NUM_JOINTS
 from .distribution.depth import DepthHistogram
@@ -26,7 +26,6 @@ from .fast.sampler import check_backend
 from .training.trainer import Trainer, steps_for
 from .uncertainty import MIN_CALIBRATION_FRAMES, SpreadCalibration
 
-SAMPLERS = ("ddim", "ddpm", "context")
 POSE_BOUND_M = 2.0        # every coordinate of a lifted joint, metres from the root (predict clamps to it)
 MAX_NUM_SAMPLES = SIZE_LIMITS["num_samples"]   # hypotheses per frame predict accepts (all held in memory)
 
