@@ -404,7 +404,10 @@ class DiffPoseLifter:
             report["uncertainty"] = {"std": "calibrated" if calibrated else "raw",
                                      **uncertainty_report(np.concatenate(spreads), np.concatenate(joint_errors))}
         if all(label is not None for label in labels):
-            groups = {k: metrics.errors_by_group(v, [a.split(" ")[0] for a in labels]) for k, v in errors.items()}
+            from .data.h36m import normalize_action_name   # "TakingPhoto 1" and "Photo 2" are one group
+
+            names = [normalize_action_name(a).split(" ")[0] for a in labels]
+            groups = {k: metrics.errors_by_group(v, names) for k, v in errors.items()}
             report["action_wise"] = {f"{k}_mm": metrics.action_wise_mean(g) for k, g in groups.items()}
             report["per_action"] = {a: {f"{k}_mm": float(groups[k][a].mean()) for k in groups}
                                     for a in groups["mpjpe"]}

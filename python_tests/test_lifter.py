@@ -343,3 +343,16 @@ def test_evaluate_and_flip_tta_report_the_calibrated_spread(trained, data):
     mirrored = lifter.predict(test[0].flipped(), sampler="context").calibrated_std
     np.testing.assert_allclose(flipped.calibrated_std,
                                0.5 * (res[0].calibrated_std + mirrored[:, flip_permutation(17)]), rtol=1e-6)
+
+
+def test_evaluate_groups_renamed_actions_as_the_protocols_do(trained, data):
+    """'TakingPhoto 1' is Human3.6M's old name of 'Photo 1': one group, as in protocols.evaluate_sequences."""
+    lifter, _ = trained
+    a, b = data[1]
+    renamed = [PoseSequence(a.keypoints_2d, a.poses_3d, a.image_size, a.confidence, camera=a.camera,
+                            action="TakingPhoto 1"),
+               PoseSequence(b.keypoints_2d, b.poses_3d, b.image_size, b.confidence, camera=b.camera,
+                            action="Photo 2")]
+    report = lifter.evaluate(renamed, sampler="context")
+    assert list(report["per_action"]) == ["Photo"]
+    assert report["per_action"]["Photo"]["mpjpe_mm"] == pytest.approx(report["mpjpe_mm"])
