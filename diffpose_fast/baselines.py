@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .data.sequence import PoseSequence
-from .data.skeleton import NUM_JOINTS, flip_permutation
+from .data.skeleton import NUM_JOINTS, mirror
 
 __all__ = ["MartinezMLP", "MartinezLifter"]
 
@@ -66,19 +66,6 @@ class MartinezMLP(nn.Module):
             if isinstance(m, nn.Linear):
                 norms = m.weight.norm(dim=1, keepdim=True)
                 m.weight.mul_(torch.clamp(max_norm / norms.clamp_min(1e-12), max=1.0))
-
-
-def _mirror_2d(x: np.ndarray) -> np.ndarray:
-    """Screen-normalised 2D poses [..., 17, 2] mirrored: x negated, left <-> right."""
-    out = x[..., flip_permutation(), :].copy()
-    out[..., 0] = -out[..., 0]
-    return out
-
-
-def _mirror_3d(p: np.ndarray) -> np.ndarray:
-    out = p[..., flip_permutation(), :].copy()
-    out[..., 0] = -out[..., 0]
-    return out
 
 
 def _inputs(seq: PoseSequence, default_confidence: float = 0.8) -> np.ndarray:
@@ -126,15 +113,15 @@ class MartinezLifter:
         x = np.concatenate([_inputs(s) for s in train])                       # [F, 17, 2]
         y = np.concatenate([s.root_relative_poses() for s in train]).astype(np.float64)
         # statistics over the data as augmented (both mirror images), per coordinate
-        xs = np.concatenate([x, _mirror_2d(x)]) if self.flip_augment else x
-        ys = np.concatenate([y, _mirror_3d(y)]) if self.flip_augment else y
+        xs = np.concatenate([x, mirror(x)]) if self.flip_augment else x
+        ys = np.concatenate([y, mirror(y)]) if self.flip_augment else y
         self.stats = {"x_mean": xs.reshape(len(xs), -1).mean(0), "x_std": xs.reshape(len(xs), -1).std(0) + 1e-8,
                       "y_mean": ys[:, 1:].reshape(len(ys), -1).mean(0),
                       "y_std": ys[:, 1:].reshape(len(ys), -1).std(0) + 1e-8}
         x_t = torch.as_tensor(x, dtype=torch.float32)
         y_t = torch.as_tensor(y, dtype=torch.float32)
-        xm_t = torch.as_tensor(_mirror_2d(x), dtype=torch.float32)
-        ym_t = torch.as_tensor(_mirror_3d(y), dtype=torch.float32)
+        xm_t = torch.as_tensor(mirror(x), dtype=torch.float32)
+        ym_t = torch.as_tensor(mirror(y), dtype=torch.float32)
         st = {k: torch.as_tensor(v, dtype=torch.float32, device=self.device) for k, v in self.stats.items()}
         gen = torch.Generator().manual_seed(self.seed)
         opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
@@ -174,7 +161,7 @@ class MartinezLifter:
         x = _inputs(sequence)
         out = self._forward(x)
         if flip_test:
-            out = (out + _mirror_3d(self._forward(_mirror_2d(x)))) / 2
+            out = (out + mirror(self._forward(mirror(x)))) / 2
         return out
 
     def _forward(self, x: np.ndarray) -> np.ndarray:

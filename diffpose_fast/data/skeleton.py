@@ -50,6 +50,22 @@ def flip_permutation(num_joints: int = NUM_JOINTS) -> np.ndarray:
     return perm
 
 
+def mirror(values):
+    """The mirror image of per-joint values [..., J, C] (numpy or torch, a new array of the same kind): left and
+    right joints swapped and channel 0 negated. Channel 0 must be an x that the mirror negates: camera-frame x
+    (poses), screen-normalised x (encoder inputs; VideoPose3D's normalisation is centred), not pixels (those
+    mirror as w - x: ``PoseSequence.flipped``). Its own inverse."""
+    perm = flip_permutation(values.shape[-2])
+    if hasattr(values, "clone"):   # a torch tensor: index on its device
+        import torch
+
+        out = values[..., torch.as_tensor(perm, device=values.device), :].clone()
+    else:
+        out = np.array(values[..., perm, :], copy=True)
+    out[..., 0] = -out[..., 0]
+    return out
+
+
 def adjacency(edges: Sequence[tuple[int, int]] = EDGES, num_joints: int = NUM_JOINTS,
               self_loops: bool = True) -> np.ndarray:
     """Binary symmetric adjacency [J, J] (float64) of the skeleton graph, with the identity added if asked."""

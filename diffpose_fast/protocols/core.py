@@ -14,7 +14,7 @@ import numpy as np
 from .. import metrics as M
 from ..data.h36m import ACTIONS, action_group
 from ..data.sequence import PoseSequence
-from ..data.skeleton import flip_permutation
+from ..data.skeleton import flip_permutation, mirror
 
 __all__ = ["AVERAGE_LABELS", "METRIC_LABELS", "POSE_METRICS", "HYPOTHESIS_METRICS", "GROUPINGS", "unflip_poses",
            "predict_with_flip", "evaluate_sequences", "load_lifter"]
@@ -40,13 +40,11 @@ def _numpy(x, name: str) -> np.ndarray:
 
 def unflip_poses(poses) -> np.ndarray:
     """Map poses [..., 17, 3] predicted from the mirrored input back to the original view (conventions 1.7):
-    swap left and right joints (``skeleton.flip_permutation``) and negate x (camera frame). Its own inverse."""
+    swap left and right joints and negate x (camera frame): ``skeleton.mirror``. Its own inverse."""
     p = _numpy(poses, "poses")
     if p.ndim < 2 or p.shape[-1] != 3:
         raise ValueError(f"unflip_poses: poses must have shape [..., J, 3], got {tuple(p.shape)}")
-    out = np.array(p[..., flip_permutation(p.shape[-2]), :], copy=True)
-    out[..., 0] = -out[..., 0]
-    return out
+    return mirror(p)
 
 
 def _default_generator(lifter, generator):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.skeleton import NUM_JOINTS, flip_permutation
+from ..data.skeleton import NUM_JOINTS, flip_permutation, mirror
 from ..models.context_frame import ContextOutput
 from ..data.frames import FrameSet
 from .windows import WindowPlan, plan_windows
@@ -20,11 +20,8 @@ DEFAULT_ENCODER_POSITIONS = 4096
 
 
 def flip_windows(inputs: torch.Tensor) -> torch.Tensor:
-    """Mirror encoder inputs [..., J, F] (conventions 1.7): normalised x negated, left <-> right joints."""
-    perm = torch.as_tensor(flip_permutation(NUM_JOINTS), device=inputs.device)
-    out = inputs[..., perm, :].clone()
-    out[..., 0] = -out[..., 0]
-    return out
+    """Mirror encoder inputs [..., J, F]: normalised x negated, left <-> right joints (``skeleton.mirror``)."""
+    return mirror(inputs)
 
 
 def unflip_context(context: ContextOutput) -> ContextOutput:
@@ -33,9 +30,7 @@ def unflip_context(context: ContextOutput) -> ContextOutput:
     Features carry no x axis; swapping their joints back makes joint j's features describe joint j again.
     """
     perm = torch.as_tensor(flip_permutation(NUM_JOINTS), device=context.pose.device)
-    pose = context.pose[..., perm, :].clone()
-    pose[..., 0] = -pose[..., 0]
-    return ContextOutput(context.features[..., perm, :], pose, context.log_sigma_z[..., perm])
+    return ContextOutput(context.features[..., perm, :], mirror(context.pose), context.log_sigma_z[..., perm])
 
 
 def encode_windows(encoder: torch.nn.Module, inputs: torch.Tensor, flip_test: bool) -> ContextOutput:
