@@ -92,7 +92,7 @@ class LifterConfig:
     sampler: str = "ddim"
     sampling_steps: int = 5
     temporal_noise: str = "shared"         # one sequence's frames share their standard draws (smooth hypotheses)
-    # --- video (the video issue)
+    # --- video (docs/video.md)
     frames: int = 243
     causal: bool = False
 

@@ -1,6 +1,6 @@
 """3D pose evaluation metrics: MPJPE, P-MPJPE, N-MPJPE, MPJVE, PCK, AUC and the multi-hypothesis metrics.
 
-Conventions (reference/conventions.md 1.8, 1.9):
+Conventions (those of the VideoPose3D / DiffPose evaluation code, which the field's numbers use):
 
 * Inputs are numpy arrays or torch tensors ``[..., J, 3]``; torch tensors are detached and copied to the CPU.
   Everything is computed in float64. Metrics are evaluation functions, not losses: no gradients flow.

@@ -159,7 +159,7 @@ class DiffPoseModel(nn.Module):
         h_k = mu + eps.reshape(b * num_samples, j, 3)
         features = features.reshape(b * num_samples, j, -1)  # N hypotheses batched with the frames
         k_steps = self.schedule.num_steps if sampler == "ddpm" else steps
-        # backend "reference": DDIMSampler + the reference denoiser; "auto"/"fast"/"native": the fast path (issue 9)
+        # backend "reference": DDIMSampler + the reference denoiser; "auto"/"fast"/"native": the fast path (fast/)
         h0 = reverse_diffusion(self.denoiser, self.schedule, features, h_k, mu, k_steps, backend)
         h0 = h0.reshape(b, num_samples, j, 3)
         return h0 - h0[:, :, :1]  # root-relative: the root is exactly zero

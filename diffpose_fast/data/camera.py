@@ -142,7 +142,7 @@ class Camera:
         return np.array([self.fx / w * 2, self.fy / w * 2, c[0], c[1]], dtype=np.float64)
 
     def flipped(self, image_width: Optional[float] = None) -> "Camera":
-        """The camera that sees the horizontally mirrored image (conventions 1.7).
+        """The camera that sees the horizontally mirrored image.
 
         Mirroring negates the normalised cx and the tangential p1: cx -> w - cx in pixels, p1 -> -p1. Then
         ``flipped().project(X with x negated) == w - project(X)`` in u, exactly, distortion included.

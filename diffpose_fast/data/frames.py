@@ -42,7 +42,7 @@ class FrameSet:
         return FrameSet(*(move(getattr(self, f.name)) for f in dataclasses.fields(self)))
 
     def flipped(self) -> "FrameSet":
-        """Horizontal mirror (conventions 1.7): normalised x negated, u -> w - u, 3D x negated, left <-> right."""
+        """Horizontal mirror: normalised x negated, u -> w - u, 3D x negated, left <-> right."""
         perm = torch.as_tensor(flip_permutation(NUM_JOINTS), device=self.inputs.device)
         inputs = self.inputs[:, perm].clone()
         inputs[..., 0] = -inputs[..., 0]

@@ -1,4 +1,4 @@
-"""Human3.6M from the VideoPose3D / DiffPose ``.npz`` files (reference/conventions.md 1.1-1.6).
+"""Human3.6M from the VideoPose3D / DiffPose ``.npz`` files.
 
 Files (all read with the safe loader ``safe_npz.load_npz``):
 

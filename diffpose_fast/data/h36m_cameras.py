@@ -1,7 +1,7 @@
 """The Human3.6M cameras: the four intrinsic sets and the per-subject extrinsics, as data.
 
 The numbers are the dictionary VideoPose3D ships (``common/h36m_dataset.py``) and every later project copies
-(see reference/conventions.md section 1.2). Camera index 0..3 always means the ids below in this order;
+(Human3.6M's own calibration). Camera index 0..3 always means the ids below in this order;
 every per-subject list in the H36M data files follows it.
 
     idx  id        image (w x h)

@@ -27,7 +27,7 @@ spine = mid(pelvis, thorax) = mean of both hips and both shoulders):
     15 RElbow     8              8               3                8                 14
     16 RWrist     10             10              4                10                16
 
-COCO and Halpe follow MMPose's / MotionBERT's conversions (conventions.md 1.10). For the formats without a
+COCO and Halpe follow MMPose's / MotionBERT's conversions. For the formats without a
 head-top keypoint the H36M Head is the mid-eye point, as in those conversions; BODY_25B has a true HeadTop.
 OpenPose's Neck (BODY_25 1) is the mid-shoulder point, i.e. H36M's Thorax.
 """

@@ -226,7 +226,7 @@ class PoseSequence:
         return normalize_screen_coordinates(self.keypoints_2d, w, h).astype(np.float32)
 
     def flipped(self) -> "PoseSequence":
-        """The horizontally mirrored sequence (conventions 1.7).
+        """The horizontally mirrored sequence.
 
         Negating the normalised x is u -> w - u in pixels; left and right joints swap labels; 3D x is negated
         (camera frame); confidences swap with their joints; heatmaps mirror their columns and their boxes

@@ -1,4 +1,4 @@
-"""The fast inference path (issue 9): fused denoiser forward, fused DDIM update, CUDA-graph-captured sampling.
+"""The fast inference path: fused denoiser forward, fused DDIM update, CUDA-graph-captured sampling.
 
 - ``fused_denoiser.FusedDenoiser``: the same weights as ``models.denoiser.GCNAttentionDenoiser``, through the
   compiled module (C++/OpenMP on CPU, one CUDA kernel on GPU) or hoisted torch ops.

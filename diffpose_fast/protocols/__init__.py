@@ -9,7 +9,6 @@
 Reports are plain JSON-serialisable dicts, errors in millimetres. Both dataset averages are always reported
 and labelled: the **action-wise** average (the unweighted mean of the per-action values: the number the
 DiffPose / VideoPose3D papers print) and the **frame-wise** average (the mean over every evaluated frame).
-See reference/conventions.md 1.5-1.9 and official_code.md 2.6-2.7.
 """
 from .core import (AVERAGE_LABELS, METRIC_LABELS, evaluate_sequences, load_lifter, predict_with_flip,
                    unflip_poses)

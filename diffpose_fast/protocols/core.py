@@ -39,7 +39,7 @@ def _numpy(x, name: str) -> np.ndarray:
 
 
 def unflip_poses(poses) -> np.ndarray:
-    """Map poses [..., 17, 3] predicted from the mirrored input back to the original view (conventions 1.7):
+    """Map poses [..., 17, 3] predicted from the mirrored input back to the original view:
     swap left and right joints and negate x (camera frame): ``skeleton.mirror``. Its own inverse."""
     p = _numpy(poses, "poses")
     if p.ndim < 2 or p.shape[-1] != 3:

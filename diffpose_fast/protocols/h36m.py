@@ -1,6 +1,6 @@
 """Human3.6M: the paper's Tables 1 and 3 (per-action MPJPE, action-wise average) and training on S1,S5,S6,S7,S8.
 
-Frame protocol (Table 3; official_code.md 2.7): test subjects S9 and S11, every frame (``downsample=1``), all
+Frame protocol (Table 3, as the official evaluation runs it): test subjects S9 and S11, every frame (``downsample=1``), all
 four cameras, **no flip TTA** (the default here). The video protocol (Table 1) runs its context encoder on the
 clip and on its mirror: pass ``flip_tta=True``. The paper's number is the action-wise average over the 15
 actions; the frame-wise average is reported beside it.
@@ -77,7 +77,7 @@ def train_h36m(data_3d, data_2d, out, config=None, *, downsample: int = 1, conte
 
     Args:
         data_3d, data_2d: the VideoPose3D files (2D: ground truth or detections, as for evaluation; DiffPose
-            trains on GT 2D even for its CPN results, official_code.md 3.10).
+            trains on GT 2D even for its CPN results, as its released training script does).
         out: the model folder (``DiffPoseLifter.save``), plus ``history.json`` with the per-step losses.
         config: None (defaults), a LifterConfig, a dict of overrides, or a JSON/YAML config path.
         downsample: frame-rate subsampling of the training data.

@@ -1,6 +1,6 @@
 """MPI-INF-3DHP: the paper's Table 2 (PCK@150mm, AUC, MPJPE) and training on the 8-camera training set.
 
-Protocol (conventions.md 1.9): test sequences TS1..TS6 of the P-STMO ``data_test_3dhp.npz``, **valid frames
+Protocol (P-STMO's and DiffPose's evaluation): test sequences TS1..TS6 of the P-STMO ``data_test_3dhp.npz``, **valid frames
 only**, poses root-relative (pelvis subtracted from prediction and ground truth), ``univ_annot3`` ground truth.
 PCK = % of joints with error strictly below 150 mm; AUC = mean PCK over the 31 thresholds 0, 5, ..., 150 mm.
 Both are given for the official 14-joint grouping (``mpii_get_pck_auc_joint_groups.m``: no pelvis, spine or

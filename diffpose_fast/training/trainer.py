@@ -87,7 +87,7 @@ def ema_decay_at(step: int, decay: float) -> float:
 
 
 def _augment(frames: FrameSet, flip_u: torch.Tensor, enabled: bool) -> FrameSet:
-    """Mirror the samples whose uniform flip_u [B] is below 1/2 (conventions 1.7)."""
+    """Mirror the samples whose uniform flip_u [B] is below 1/2."""
     if not enabled:
         return frames
     flip = flip_u < 0.5

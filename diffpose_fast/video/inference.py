@@ -35,7 +35,7 @@ def unflip_context(context: ContextOutput) -> ContextOutput:
 
 def encode_windows(encoder: torch.nn.Module, inputs: torch.Tensor, flip_test: bool) -> ContextOutput:
     """The encoder on windows [W, F, J, in_features]; with ``flip_test`` the mean of the outputs of the window and
-    of its mirror image, un-mirrored (the video evaluation of MixSTE / DiffPose, official_code 2.7).
+    of its mirror image, un-mirrored (the video evaluation of MixSTE / DiffPose).
 
     f_ST, the pose and log sigma_z are all averaged, so that the features and the pose that centres H_K stay
     consistent; training's stage 2 conditions on the same averaged outputs.

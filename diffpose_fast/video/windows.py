@@ -5,8 +5,7 @@ windows whose frame indices are clamped to [0, T-1] (edge padding: a frame outsi
 nearest real one), and every real frame takes its output from exactly one window, its *owner*, so the stitched
 sequence has T frames, in order, with no gap and no frame counted twice.
 
-Offline (``causal=False``), the default hop is F: the MixSTE / D3DP evaluation protocol (conventions 1.6,
-official_code 2.7) of non-overlapping windows starting at 0, F, 2F, ... with the last window aligned to the end
+Offline (``causal=False``), the default hop is F: the MixSTE / D3DP evaluation protocol of non-overlapping windows starting at 0, F, 2F, ... with the last window aligned to the end
 of the sequence (start T - F), and right edge padding when T < F. A frame covered by two windows (the overlap of
 the end-aligned last window, or any frame when hop < F) is owned by the window in which it sits most centrally
 (most context on both sides; ties go to the earlier window).
