@@ -68,6 +68,28 @@ class DDIMSampler:
             raise ValueError(f"steps must be an int in [1, K={K}], got {steps!r}")
         return [(2 * K * (steps - i) + steps) // (2 * steps) for i in range(steps + 1)]
 
+    def coefficients(self, k: int, k_prev: int, eta: float = 0.0) -> tuple[float, float, float, float, float]:
+        """(a, inv_b, a_p, c_eps, sigma) of the step k -> k_prev, Python floats in float64 arithmetic.
+
+        With abar = alpha_bar: a = sqrt(abar_k), inv_b = 1 / sqrt(1 - abar_k), a_p = sqrt(abar_kprev),
+        sigma = eta sqrt((1 - abar_kprev) / (1 - abar_k) (1 - abar_k / abar_kprev)) (0 at k_prev = 0),
+        c_eps = sqrt(1 - abar_kprev - sigma^2). The step is then
+        h_kprev = mu + a_p d0 + c_eps (h_k - mu - a d0) inv_b + sigma z with d0 = x0_hat - mu: what ``step``
+        computes and the fused update (``fast.ddim_update``) consumes.
+        """
+        s = self.schedule
+        s.check_step(k, "k", low=1)
+        s.check_step(k_prev, "k_prev")
+        if not k_prev < k:
+            raise ValueError(f"k_prev must be smaller than k, got k={k}, k_prev={k_prev}")
+        _check_eta(eta)
+        ab, ab_p = float(s.alpha_bar[k]), float(s.alpha_bar[k_prev])
+        a, b = math.sqrt(ab), math.sqrt(1.0 - ab)
+        a_p, b_p = math.sqrt(ab_p), math.sqrt(1.0 - ab_p)
+        sigma = 0.0 if k_prev == 0 else eta * math.sqrt((1.0 - ab_p) / (1.0 - ab) * (1.0 - ab / ab_p))
+        c_eps = math.sqrt(max(b_p * b_p - sigma * sigma, 0.0))
+        return a, 1.0 / b, a_p, c_eps, sigma
+
     def step(self, h_k: torch.Tensor, x0_hat: torch.Tensor, mu: torch.Tensor, k: int, k_prev: int, *,
              eta: float = 0.0, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
         """One reverse step from step k to step k_prev < k.
@@ -91,18 +113,10 @@ class DDIMSampler:
             raise ValueError("step: noise (a draw of N(0, Sigma_m)) is required when eta > 0")
         if noise.shape != h_k.shape:
             raise ValueError(f"step: noise must have the shape of h_k {tuple(h_k.shape)}, got {tuple(noise.shape)}")
-        s = self.schedule
-        s.check_step(k, "k", low=1)
-        s.check_step(k_prev, "k_prev")
-        if k_prev >= k:
-            raise ValueError(f"k_prev must be smaller than k, got k={k}, k_prev={k_prev}")
-        ab, ab_p = float(s.alpha_bar[k]), float(s.alpha_bar[k_prev])
-        a, b = math.sqrt(ab), math.sqrt(1.0 - ab)
-        a_p, b_p = math.sqrt(ab_p), math.sqrt(1.0 - ab_p)
-        sigma = eta * math.sqrt((1.0 - ab_p) / (1.0 - ab) * (1.0 - ab / ab_p))
+        a, inv_b, a_p, c_eps, sigma = self.coefficients(k, k_prev, eta)
         d0 = x0_hat - mu
-        eps_hat = (h_k - mu - a * d0) / b
-        return mu + a_p * d0 + math.sqrt(max(b_p * b_p - sigma * sigma, 0.0)) * eps_hat + sigma * noise
+        eps_hat = (h_k - mu - a * d0) * inv_b
+        return mu + a_p * d0 + c_eps * eps_hat + sigma * noise
 
     def sample(self, denoise_fn: DenoiseFn, h_K: torch.Tensor, mu: torch.Tensor, steps: int,
                callback: Optional[Callback] = None, *, eta: float = 0.0,

@@ -16,12 +16,12 @@ inside it the first backend that can run is used.
 from __future__ import annotations
 
 import functools
-import math
 import os
 from typing import Optional
 
 import torch
 
+from ..diffusion.samplers import DDIMSampler
 from ..diffusion.schedule import DiffusionSchedule
 from ..ops._dispatch import select_backend
 
@@ -29,19 +29,9 @@ _TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def ddim_coefficients(schedule: DiffusionSchedule, k: int, k_prev: int, eta: float = 0.0) -> tuple:
-    """(a, inv_b, a_p, c_eps, sigma) of the step k -> k_prev, as Python floats (float64 arithmetic)."""
-    schedule.check_step(k, "k", low=1)
-    schedule.check_step(k_prev, "k_prev")
-    if not k_prev < k:
-        raise ValueError(f"ddim_coefficients: k_prev must be smaller than k, got k={k}, k_prev={k_prev}")
-    if not 0.0 <= eta <= 1.0:
-        raise ValueError(f"ddim_coefficients: eta must be in [0, 1], got {eta!r}")
-    ab, ab_p = float(schedule.alpha_bar[k]), float(schedule.alpha_bar[k_prev])
-    a, b = math.sqrt(ab), math.sqrt(1.0 - ab)
-    a_p, b_p = math.sqrt(ab_p), math.sqrt(1.0 - ab_p)
-    sigma = 0.0 if k_prev == 0 else eta * math.sqrt((1.0 - ab_p) / (1.0 - ab) * (1.0 - ab / ab_p))
-    c_eps = math.sqrt(max(b_p * b_p - sigma * sigma, 0.0))
-    return a, 1.0 / b, a_p, c_eps, sigma
+    """(a, inv_b, a_p, c_eps, sigma) of the step k -> k_prev: ``DDIMSampler.coefficients``, the one place the
+    step's math is written."""
+    return DDIMSampler(schedule).coefficients(k, k_prev, eta)
 
 
 @functools.lru_cache(maxsize=None)
