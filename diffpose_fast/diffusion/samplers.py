@@ -121,8 +121,10 @@ class DDIMSampler:
     def sample(self, denoise_fn: DenoiseFn, h_K: torch.Tensor, mu: torch.Tensor, steps: int,
                callback: Optional[Callback] = None, *, eta: float = 0.0,
                noise_std: Optional[torch.Tensor] = None,
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Run the reverse process over ``timesteps(steps)``: S denoiser calls.
+               generator: Optional[torch.Generator] = None, update=None,
+               noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Run the reverse process over ``timesteps(steps)``: S denoiser calls; the one reverse loop (the fast
+        path plugs in its fused denoiser and fused update).
 
         Args:
             denoise_fn: (h [B, J, 3], k: int) -> x0_hat [B, J, 3].
@@ -133,6 +135,11 @@ class DDIMSampler:
             eta: in [0, 1]; > 0 needs ``noise_std``.
             noise_std: [B, J, 3] (or broadcastable) per-hypothesis noise std, sqrt(diag Sigma_m), for eta > 0.
             generator: for the eta > 0 noise.
+            update: None (``step``), or a fused step ``update(h_k, x0_hat, mu, z, a, inv_b, a_p, c_eps, sigma)``
+                -> h_kprev taking ``coefficients(k, k_prev, eta)`` and z = the scaled noise (None when sigma = 0);
+                the last step (k_prev = 0) lands on x0_hat either way.
+            noise: optional pre-drawn standard normals [S, B, J, 3] used instead of the generator (scaled by
+                noise_std here).
 
         Returns:
             h_0 [B, J, 3] (the last x0_hat).
@@ -150,11 +157,15 @@ class DDIMSampler:
             if x0_hat.shape != h.shape:
                 raise ValueError(f"sample: denoise_fn returned shape {tuple(x0_hat.shape)}, expected "
                                  f"{tuple(h.shape)}")
-            noise = None
+            z = None
             if eta > 0.0 and k_prev > 0:
-                z = torch.randn(h.shape, generator=generator, dtype=h.dtype, device=h.device)
-                noise = noise_std * z
-            h = self.step(h, x0_hat, mu, k, k_prev, eta=eta, noise=noise)
+                draw = noise[i] if noise is not None else torch.randn(h.shape, generator=generator, dtype=h.dtype,
+                                                                     device=h.device)
+                z = noise_std * draw
+            if update is None:
+                h = self.step(h, x0_hat, mu, k, k_prev, eta=eta, noise=z)
+            else:
+                h = x0_hat if k_prev == 0 else update(h, x0_hat, mu, z, *self.coefficients(k, k_prev, eta))
             if callback is not None:
                 callback(i, k, k_prev, x0_hat, h)
         return h

@@ -10,7 +10,7 @@ import torch
 
 from ..diffusion.samplers import DDIMSampler
 from ..diffusion.schedule import DiffusionSchedule
-from .ddim_update import custom_op, ddim_coefficients
+from .ddim_update import custom_op
 from .fused_denoiser import FusedDenoiser
 
 
@@ -18,25 +18,13 @@ def fast_sample(fused: FusedDenoiser, features: torch.Tensor, h_K: torch.Tensor,
                 schedule: DiffusionSchedule, steps: int, *, eta: float = 0.0,
                 noise_std: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None,
                 denoiser_backend: str = "auto", noise: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """The eager fast loop: S fused denoiser calls, S fused updates. Returns h_0 [B, J, 3].
+    """The eager fast loop: ``DDIMSampler.sample`` with the fused denoiser and the fused update plugged in (S
+    fused denoiser calls, S - 1 fused updates). Returns h_0 [B, J, 3].
 
     noise: optional pre-drawn z [S, B, J, 3] (N(0, I), scaled by noise_std here) instead of the generator.
     """
     if eta > 0.0 and noise_std is None:
         raise ValueError("fast_sample: noise_std is required when eta > 0")
-    grid = DDIMSampler(schedule).timesteps(steps)
-    op = custom_op()
-    h = h_K
-    for i, (k, k_prev) in enumerate(zip(grid[:-1], grid[1:])):
-        x0 = fused(h, features, k, backend=denoiser_backend)
-        if k_prev == 0:
-            h = x0
-            break
-        coeffs = ddim_coefficients(schedule, k, k_prev, eta)
-        z = None
-        if coeffs[4] != 0.0:
-            draw = noise[i] if noise is not None else torch.randn(h.shape, generator=generator, dtype=h.dtype,
-                                                                 device=h.device)
-            z = noise_std * draw
-        h = op(h, x0, mu, z, *coeffs)
-    return h
+    return DDIMSampler(schedule).sample(lambda h, k: fused(h, features, k, backend=denoiser_backend), h_K, mu, steps,
+                                        eta=eta, noise_std=noise_std, generator=generator, update=custom_op(),
+                                        noise=noise)
