@@ -27,7 +27,7 @@ def build_info() -> dict[str, Any]:
         native["module"] = getattr(module, "__file__", None)
         native.update(module.build_info())
 
-    from .fast.fused_denoiser import _load_native as _load_denoiser
+    from ._native import load_denoiser as _load_denoiser
 
     den_module, den_reason = _load_denoiser()
     denoiser_native: dict[str, Any] = {"loaded": den_module is not None, "reason": den_reason}

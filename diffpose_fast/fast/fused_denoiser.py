@@ -16,7 +16,6 @@ Both are inference only (no dropout, no autograd). The reference module stays th
 """
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass
 from typing import Optional, Union
@@ -24,31 +23,21 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 
-from ..diffusion.embedding import sinusoidal_embedding
 from ..models.denoiser import GCNAttentionDenoiser
+from .._native import DENOISER_ABI_VERSION, DENOISER_MODULE_NAME, load_denoiser
 from ..ops._dispatch import select_backend
 
-NATIVE_MODULE = "diffpose_fast_denoiser_native"
-EXPECTED_ABI_VERSION = 1
+NATIVE_MODULE = DENOISER_MODULE_NAME
+EXPECTED_ABI_VERSION = DENOISER_ABI_VERSION
 PANEL = 16
 _CUDA_DTYPES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 MAX_JOINTS = 32        # csrc/denoiser/denoiser_math.h kMaxJoints
 CUDA_MAX_BLOCKS = 8    # kernels/denoiser/denoiser_block.cu kMaxBlocks
 
 
-@functools.lru_cache(maxsize=None)
 def _load_native():
-    try:
-        import importlib
-
-        mod = importlib.import_module(NATIVE_MODULE)
-    except ImportError as exc:
-        return None, (f"native module {NATIVE_MODULE!r} could not be imported ({exc}); rebuild with "
-                      "`pip install --no-build-isolation -e .`")
-    if getattr(mod, "ABI_VERSION", None) != EXPECTED_ABI_VERSION:
-        return None, (f"native module {NATIVE_MODULE!r} has ABI version {getattr(mod, 'ABI_VERSION', None)}, "
-                      f"expected {EXPECTED_ABI_VERSION}: rebuild")
-    return mod, None
+    """(module, None) or (None, reason) for the fused denoiser's compiled module (``_native.load_denoiser``)."""
+    return load_denoiser()
 
 
 def native_module():
