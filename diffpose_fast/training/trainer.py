@@ -68,7 +68,7 @@ def steps_for(epochs: int, num_frames: int, batch_size: int) -> int:
     return epochs * max(1, math.ceil(num_frames / batch_size))
 
 
-def _cosine_lr(total_steps: int) -> Callable[[int], float]:
+def cosine_lr(total_steps: int) -> Callable[[int], float]:
     """Linear warm-up over 2% of the steps, then cosine decay to 5% of the base rate."""
     warm = max(1, total_steps // 50)
 
@@ -329,7 +329,7 @@ class Trainer:
                 for p in params:  # a second fit() continues training an encoder that the first one froze
                     p.requires_grad_(True)
                 opt = torch.optim.AdamW(params, lr=cfg.context_lr, weight_decay=cfg.weight_decay)
-                sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine_lr(n))
+                sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_lr(n))
                 local_start = start_step - k * n if k == first else 0
                 if resume is not None and k == first and local_start > 0:
                     self._restore_optimizer(resume, opt, sched)
@@ -388,7 +388,7 @@ class Trainer:
         self._freeze_encoder()
         params = list(model.denoiser.parameters())
         opt = torch.optim.AdamW(params, lr=cfg.diffusion_lr, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine_lr(total_steps))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_lr(total_steps))
         if resume is not None:
             self._restore_optimizer(resume, opt, sched)
         model.denoiser.train()

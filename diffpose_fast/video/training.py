@@ -26,7 +26,7 @@ from ..training.ema import EMA
 from ..data.frames import FrameSet
 from ..training.losses import depth_nll_loss
 from ..training.step_noise import diffusion_noise
-from ..training.trainer import _cosine_lr, derived_generator, diffusion_batch_loss, ema_decay_at
+from ..training.trainer import cosine_lr, derived_generator, diffusion_batch_loss, ema_decay_at
 from .inference import encode_windows
 
 VELOCITY_WEIGHT = 2.0      # MixSTE
@@ -158,7 +158,7 @@ class VideoTrainer:
         model.depth_histogram = DepthHistogram.fit(frames.poses, cfg.z_histogram_bins)
         params = list(model.encoder.parameters())
         opt = torch.optim.AdamW(params, lr=cfg.context_lr, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine_lr(total_steps))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_lr(total_steps))
         model.encoder.train()
         losses: list[float] = []
         with self._bar(total_steps, "stage 1: video context encoder") as bar:
@@ -204,7 +204,7 @@ class VideoTrainer:
         cfg, model = self.config, self.model
         params = list(model.denoiser.parameters())
         opt = torch.optim.AdamW(params, lr=cfg.diffusion_lr, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine_lr(total_steps))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_lr(total_steps))
         model.encoder.eval()
         model.denoiser.train()
         losses: list[float] = []
