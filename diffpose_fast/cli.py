@@ -617,9 +617,9 @@ def _bvh_sequences(args: argparse.Namespace):
 
 def _protocols_training():
     try:
-        from .protocols.training import fit_and_save
+        from .protocols.fit_and_save import fit_and_save
     except ImportError as exc:
-        raise CliError(f"diffpose_fast.protocols.training is not available in this installation: {exc}") from None
+        raise CliError(f"diffpose_fast.protocols.fit_and_save is not available in this installation: {exc}") from None
     return fit_and_save
 
 

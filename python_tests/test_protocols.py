@@ -354,7 +354,7 @@ def test_train_and_evaluate_3dhp_files(mpi3dhp_files, tmp_path):
 
 def test_config_argument_forms(tmp_path, h36m_files):
     from diffpose_fast.config import LifterConfig
-    from diffpose_fast.protocols.training import resolve_config
+    from diffpose_fast.protocols.fit_and_save import resolve_config
 
     assert resolve_config(None) == LifterConfig()
     assert resolve_config({"embed_dim": 16}).embed_dim == 16

@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence
 
 from ..data import h36m as H
 from .core import evaluate_sequences, load_lifter
-from .training import fit_and_save
+from .fit_and_save import fit_and_save
 
 __all__ = ["PAPER_ACTION_ABBREVIATIONS", "h36m_sequences", "evaluate_h36m", "train_h36m"]
 

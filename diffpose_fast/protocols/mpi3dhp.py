@@ -19,7 +19,7 @@ import numpy as np
 from .. import metrics as M
 from ..data import mpi3dhp as D
 from .core import AVERAGE_LABELS, load_lifter, predict_with_flip, _default_generator
-from .training import downsample_sequence, fit_and_save
+from .fit_and_save import downsample_sequence, fit_and_save
 
 __all__ = ["PCK_THRESHOLD_M", "TABLE2_METRICS", "evaluate_3dhp", "train_3dhp"]
 

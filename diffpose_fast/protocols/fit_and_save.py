@@ -1,4 +1,4 @@
-"""Shared plumbing of the training entry points: config resolution, TensorBoard logging, history file."""
+"""The training entry points' shared plumbing (``fit_and_save``): config, TensorBoard logging, history file."""
 from __future__ import annotations
 
 import json
