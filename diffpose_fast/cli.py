@@ -567,11 +567,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         if data == "bvh":
             seqs, dataset = _bvh_sequences(args)
-            history = _protocols_training()(seqs, args.out, config, dataset=dataset, **common)
+            history = _fit_and_save()(seqs, args.out, config, dataset=dataset, **common)
         elif data == "synthetic":
             from .data.synthetic import generate_sequences
 
-            fit_and_save = _protocols_training()
+            fit_and_save = _fit_and_save()
             seqs = generate_sequences(args.train_sequences, args.frames, seed=args.data_seed)
             dataset = {"name": "synthetic", "sequences": args.train_sequences, "frames": args.frames,
                        "data_seed": args.data_seed}
@@ -615,7 +615,7 @@ def _bvh_sequences(args: argparse.Namespace):
     return seqs, dataset
 
 
-def _protocols_training():
+def _fit_and_save():
     try:
         from .protocols.fit_and_save import fit_and_save
     except ImportError as exc:
