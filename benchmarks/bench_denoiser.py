@@ -3,7 +3,7 @@
 What is timed: the reverse loop of one batch of frames (N hypotheses batched into the batch dimension, S
 denoiser calls and S updates), inputs built outside the timed region, CUDA synchronised inside it:
 - ``reference``: DDIMSampler.sample with the reference GCNAttentionDenoiser (paper widths: 256, 3 blocks);
-- ``fast``: ``fast.sampler.reverse_diffusion(..., "auto")`` with the SAME weights (native fused forward on CPU;
+- ``fast``: ``inference.reverse.reverse_diffusion(..., "auto")`` with the SAME weights (native fused forward on CPU;
   on CUDA the graph-captured loop);
 - ``official``: our eager re-implementation of the official GCNdiff (hidden 96, 5 layers; 26.0 MFLOP per pose)
   with the official eta = 0 update (benchmarks/official_denoiser.py).
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from official_denoiser import OfficialGCNdiff, official_sample  # noqa: E402
 
 from diffpose_fast.diffusion.schedule import DiffusionSchedule  # noqa: E402
-from diffpose_fast.fast.sampler import reverse_diffusion  # noqa: E402
+from diffpose_fast.inference.reverse import reverse_diffusion  # noqa: E402
 from diffpose_fast.models.denoiser import GCNAttentionDenoiser  # noqa: E402
 
 N_HYP = 5

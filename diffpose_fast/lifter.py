@@ -19,10 +19,10 @@ from .data.sequence import PoseSequence
 from .data.skeleton import NUM_JOINTS
 from .distribution.depth import DepthHistogram
 from .persistence import CheckpointError, load_folder, save_folder
-from .pipeline import DiffPoseModel
+from .inference.model import DiffPoseModel
 from .data.frames import FrameSet, frames_from_sequences
 from .training.folds import assign_folds
-from .fast.sampler import check_backend
+from .inference.reverse import check_backend
 from .training.trainer import Trainer, steps_for
 from .uncertainty import MIN_CALIBRATION_FRAMES, SpreadCalibration
 
@@ -250,7 +250,7 @@ class DiffPoseLifter:
             sampler: "ddim" | "ddpm" (all K steps of Eq. 8) | "context" (the encoder alone).
             backend: backend of the hot ops: "auto", "reference" (plain PyTorch, the oracle), "native" (the C++ /
                 CUDA extension wherever an op has one), "triton" (the DDIM update's Triton kernel); see
-                ``fast.sampler``. ``ops.force_backend`` and DIFFPOSE_FAST_BACKEND override "auto".
+                ``inference.reverse``. ``ops.force_backend`` and DIFFPOSE_FAST_BACKEND override "auto".
             generator: torch.Generator for H_K and the hypotheses (None: one seeded with the lifter's seed,
                 so repeated calls give the same answer).
             batch_size: frames per forward pass (None: about 4096 hypotheses per pass).

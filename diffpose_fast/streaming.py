@@ -26,7 +26,7 @@ import torch
 
 from .data.sequence import PoseSequence
 from .data.skeleton import NUM_JOINTS
-from .fast.sampler import check_backend
+from .inference.reverse import check_backend
 from .data.frames import frames_from_sequences
 
 __all__ = ["LiftStream"]

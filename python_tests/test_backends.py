@@ -62,7 +62,7 @@ def test_unknown_names_are_refused_with_where_they_came_from(case, monkeypatch):
 def test_the_denoiser_old_name_torch_still_means_reference(case):
     import torch
 
-    from diffpose_fast.fast.fused_denoiser import FusedDenoiser
+    from diffpose_fast.ops.denoiser.fused import FusedDenoiser
 
     lifter, _, _ = case
     den = lifter.model.denoiser

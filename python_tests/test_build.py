@@ -52,7 +52,7 @@ def test_fused_denoiser_module_loaded(native):
     uses by default on the CPU."""
     den = build_info()["denoiser_native"]
     assert den["loaded"], den["reason"]
-    from diffpose_fast.fast import fused_denoiser
+    from diffpose_fast.ops.denoiser import fused as fused_denoiser
 
     assert fused_denoiser.native_module().ABI_VERSION == fused_denoiser.EXPECTED_ABI_VERSION
 

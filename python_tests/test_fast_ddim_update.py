@@ -1,4 +1,4 @@
-"""The fused DDIM update (diffpose_fast.fast.ddim_update): triton kernel under TRITON_INTERPRET=1 on CPU and the
+"""The fused DDIM update (diffpose_fast.ops.ddim_update): triton kernel under TRITON_INTERPRET=1 on CPU and the
 torch.library op, against DDIMSampler.step; the kernel compiled for sm_90 without a GPU."""
 import importlib.util
 import os
@@ -11,7 +11,7 @@ import torch
 
 from diffpose_fast.diffusion.samplers import DDIMSampler
 from diffpose_fast.diffusion.schedule import DiffusionSchedule
-from diffpose_fast.fast.ddim_update import custom_op, ddim_coefficients, ddim_update, why_not_triton
+from diffpose_fast.ops.ddim_update.api import custom_op, ddim_coefficients, ddim_update, why_not_triton
 from diffpose_fast.ops._dispatch import BackendUnavailableError
 
 # Only the kernel's tests need triton; the reference update and the torch.library op run without it.
@@ -59,8 +59,8 @@ _INTERPRETED = textwrap.dedent('''
     import torch
     from diffpose_fast.diffusion.samplers import DDIMSampler
     from diffpose_fast.diffusion.schedule import DiffusionSchedule
-    from diffpose_fast.fast.ddim_update import ddim_coefficients, ddim_update, ddim_update_triton
-    import diffpose_fast.fast.ddim_update as mod
+    from diffpose_fast.ops.ddim_update.api import ddim_coefficients, ddim_update, ddim_update_triton
+    import diffpose_fast.ops.ddim_update.api as mod
     s = DiffusionSchedule(50)
     worst = {}
     for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
@@ -99,7 +99,7 @@ def test_triton_kernel_compiles_for_sm90_without_gpu():
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    from diffpose_fast.triton.ddim_update import BLOCK, ddim_update_kernel
+    from diffpose_fast.ops.ddim_update.triton_kernel import BLOCK, ddim_update_kernel
 
     sig = {"h_ptr": "*fp32", "x0_ptr": "*fp32", "mu_ptr": "*fp32", "z_ptr": "*fp32", "out_ptr": "*fp32", "n": "i32",
            "a": "fp32", "inv_b": "fp32", "a_p": "fp32", "c_eps": "fp32", "sigma": "fp32",

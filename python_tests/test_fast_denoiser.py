@@ -1,4 +1,4 @@
-"""The fused denoiser forward (diffpose_fast.fast.fused_denoiser) against the reference GCNAttentionDenoiser:
+"""The fused denoiser forward (diffpose_fast.ops.denoiser.fused) against the reference GCNAttentionDenoiser:
 native C++ (always, CPU), native CUDA (GPU only), hoisted torch ops; outputs poisoned with NaN first."""
 import math
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from diffpose_fast.fast import fused_denoiser as fd
-from diffpose_fast.fast.fused_denoiser import FusedDenoiser, pack_panels
+from diffpose_fast.ops.denoiser import fused as fd
+from diffpose_fast.ops.denoiser.fused import FusedDenoiser, pack_panels
 from diffpose_fast.models.denoiser import GCNAttentionDenoiser
 from diffpose_fast.ops._dispatch import BackendUnavailableError
 

@@ -1,4 +1,4 @@
-"""The fast reverse loop (diffpose_fast.fast.sampler / cuda_graph) against DDIMSampler.sample with the reference
+"""The fast reverse loop (diffpose_fast.inference.reverse / cuda_graph) against DDIMSampler.sample with the reference
 denoiser, and the pipeline's backend switch."""
 import numpy as np
 import pytest
@@ -7,9 +7,9 @@ from torch import nn
 
 from diffpose_fast.diffusion.samplers import DDIMSampler
 from diffpose_fast.diffusion.schedule import DiffusionSchedule
-from diffpose_fast.fast.cuda_graph import bucket_size
-from diffpose_fast.fast.fused_denoiser import FusedDenoiser
-from diffpose_fast.fast.sampler import fast_sample, reverse_diffusion
+from diffpose_fast.inference.cuda_graph import bucket_size
+from diffpose_fast.ops.denoiser.fused import FusedDenoiser
+from diffpose_fast.inference.reverse import fast_sample, reverse_diffusion
 from diffpose_fast.models.denoiser import GCNAttentionDenoiser
 from diffpose_fast.ops._dispatch import BackendUnavailableError
 
@@ -89,7 +89,7 @@ def test_lifter_predict_uses_the_fast_path_and_agrees(monkeypatch):
     """predict(backend="auto") goes through fast_sample; "reference" does not. The untrained network amplifies
     float32 rounding over the steps (the float64 oracle test above bounds that), so the agreement checked here is
     loose on the worst element and tight on the typical one."""
-    from diffpose_fast.fast import sampler as fast_sampler
+    from diffpose_fast.inference import reverse as fast_sampler
     from diffpose_fast.lifter import DiffPoseLifter
 
     calls = []
@@ -116,7 +116,7 @@ def test_bucket_sizes():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
 @pytest.mark.parametrize("B", [5, 70, 320])
 def test_graph_captured_sampler_equals_eager(B):
-    from diffpose_fast.fast.cuda_graph import graphed_sample
+    from diffpose_fast.inference.cuda_graph import graphed_sample
 
     m, s = _model(3).cuda(), DiffusionSchedule(50)
     h_K, mu, feats = (t.float().cuda() for t in _problem(B, seed=B))

@@ -102,7 +102,7 @@ def test_context_answer_is_the_mean_of_the_encoders_and_hypotheses_alternate(cro
 
 def test_depth_sigma_scale_is_the_out_of_fold_rms_standardised_residual(cross_fitted):
     lifter, _ = cross_fitted
-    from diffpose_fast.pipeline import LOG_SIGMA_Z_RANGE
+    from diffpose_fast.inference.model import LOG_SIGMA_Z_RANGE
     from diffpose_fast.data.frames import frames_from_sequences
 
     train = _train()

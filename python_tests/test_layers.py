@@ -8,11 +8,10 @@ import diffpose_fast
 
 # bottom first; a unit may import only units of lower layers
 LAYERS = [
-    {"_native", "config", "persistence", "data", "diffusion", "triton"},
+    {"_native", "config", "persistence", "data", "diffusion"},
     {"ops"},
     {"models", "distribution", "metrics", "uncertainty", "export", "viz", "trajectory"},
-    {"fast"},
-    {"pipeline"},
+    {"inference"},
     {"training"},
     {"video", "baselines"},
     {"streaming"},

@@ -75,7 +75,7 @@ class DDIMSampler:
         sigma = eta sqrt((1 - abar_kprev) / (1 - abar_k) (1 - abar_k / abar_kprev)) (0 at k_prev = 0),
         c_eps = sqrt(1 - abar_kprev - sigma^2). The step is then
         h_kprev = mu + a_p d0 + c_eps (h_k - mu - a d0) inv_b + sigma z with d0 = x0_hat - mu: what ``step``
-        computes and the fused update (``fast.ddim_update``) consumes.
+        computes and the fused update (``ops.ddim_update``) consumes.
         """
         s = self.schedule
         s.check_step(k, "k", low=1)

@@ -13,7 +13,7 @@ so this module knows nothing about schedules or samplers.
     x0_hat = out             (residual=False: g predicts x0 itself)
 
 ``condition`` is computed once per batch of frames (it does not depend on k or h_k) and passed to ``forward`` as
-``context``; the fused kernels (``fast.fused_denoiser``) take the same conditioned context, so they need no change
+``context``; the fused kernels (``ops.denoiser``) take the same conditioned context, so they need no change
 for it. Joint identity enters through c: with f_ST alone the GCN-attention blocks are equivariant to the
 skeleton's left/right symmetry wherever the encoder's features are (docs/design.md, "Joint identity").
 ``x_2d`` are the encoder's own inputs (normalised screen x, y and confidence, [B, J, inputs_2d]): the 2D evidence

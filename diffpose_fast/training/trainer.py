@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from ..diffusion.forward import gmm_forward
 from ..distribution.depth import DepthHistogram
-from ..pipeline import DiffPoseModel
+from ..inference.model import DiffPoseModel
 from . import distributed as dist_utils
 from .checkpoint import TrainingCheckpoint, data_sha256, save_checkpoint
 from .ema import EMA
@@ -124,7 +124,7 @@ def calibrate_depth_sigma(model: DiffPoseModel, frames: FrameSet, folds: torch.T
     """Per-joint factor [J] on the encoders' depth sigma: the RMS of the out-of-fold standardised depth residual
     (z_hat - z) / sigma over every training frame, each seen by the encoder that did not train on it (so the
     factor measures how over-confident the in-sample likelihood made sigma on new frames). Root: 1."""
-    from ..pipeline import LOG_SIGMA_Z_RANGE
+    from ..inference.model import LOG_SIGMA_Z_RANGE
 
     j = frames.poses.shape[1]
     total = torch.zeros(j, dtype=torch.float64)

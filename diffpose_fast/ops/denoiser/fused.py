@@ -23,14 +23,16 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 
-from ..models.denoiser import GCNAttentionDenoiser
-from .._native import DENOISER_ABI_VERSION, DENOISER_MODULE_NAME, load_denoiser
-from ..ops._dispatch import select_backend
+from ..._native import DENOISER_ABI_VERSION, DENOISER_MODULE_NAME, load_denoiser
+from .._dispatch import select_backend
 
 NATIVE_MODULE = DENOISER_MODULE_NAME
 EXPECTED_ABI_VERSION = DENOISER_ABI_VERSION
 PANEL = 16
 _CUDA_DTYPES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+# what a GCNAttentionDenoiser (models.denoiser) has and this op reads
+_DENOISER_PARTS = ("blocks", "input_conv", "output_conv", "norm", "residual", "step_embedding", "num_joints", "hidden",
+                   "context_dim", "embed_dim", "parameters")
 MAX_JOINTS = 32        # csrc/denoiser/denoiser_math.h kMaxJoints
 CUDA_MAX_BLOCKS = 8    # kernels/denoiser/denoiser_block.cu kMaxBlocks
 
@@ -83,8 +85,9 @@ class FusedDenoiser:
             re-packed when any parameter's storage or version changes).
     """
 
-    def __init__(self, model: GCNAttentionDenoiser):
-        if not isinstance(model, GCNAttentionDenoiser):
+    def __init__(self, model):
+        # duck-typed: ops import no nn.Module classes (models sit above ops)
+        if not all(hasattr(model, a) for a in _DENOISER_PARTS):
             raise TypeError(f"FusedDenoiser: model must be a GCNAttentionDenoiser, got {type(model).__name__}")
         self.model = model
         self._packed: dict = {}

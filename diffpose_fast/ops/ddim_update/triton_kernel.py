@@ -4,7 +4,7 @@
 
 one pass over five flat arrays (h, x0, mu, z optional; out), fp32 arithmetic whatever the storage dtype
 (float64 inputs are computed in float64). Importing this module imports triton; callers go through
-``diffpose_fast.fast.ddim_update``, which checks that triton can run first.
+``diffpose_fast.ops.ddim_update``, which checks that triton can run first.
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import weakref
 import torch
 
 from ..diffusion.schedule import DiffusionSchedule
-from .fused_denoiser import FusedDenoiser
+from ..ops.denoiser import FusedDenoiser
 
 MIN_BUCKET = 64
 

@@ -15,16 +15,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import LifterConfig
-from .fast.sampler import gmm_backend, reverse_diffusion
-from .diffusion.schedule import DiffusionSchedule
-from .distribution.depth import DepthHistogram
-from .distribution.initial import InitialDistribution, fit_initial_distribution, hk_samples
-from .distribution.noise import HKNoise, draw_hk_noise
-from .models.context_frame import ContextOutput, FrameContextEncoder
-from .models.context_video import VideoContextEncoder
-from .models.denoiser import GCNAttentionDenoiser
-from .data.frames import FrameSet
+from ..config import LifterConfig
+from ..data.frames import FrameSet
+from ..diffusion.schedule import DiffusionSchedule
+from ..distribution.depth import DepthHistogram
+from ..distribution.initial import InitialDistribution, fit_initial_distribution, hk_samples
+from ..distribution.noise import HKNoise, draw_hk_noise
+from ..models.context_frame import ContextOutput, FrameContextEncoder
+from ..models.context_video import VideoContextEncoder
+from ..models.denoiser import GCNAttentionDenoiser
+from .reverse import gmm_backend, reverse_diffusion
 
 ENCODER_INPUT_FEATURES = 3  # normalised x, y and confidence
 # H_K's depth spread: log sigma_z is bounded as in stage 1's likelihood (1 mm .. 2.7 m) before the out-of-fold

@@ -21,9 +21,9 @@ from typing import Optional
 
 import torch
 
-from ..diffusion.samplers import DDIMSampler
-from ..diffusion.schedule import DiffusionSchedule
-from ..ops._dispatch import select_backend
+from ...diffusion.samplers import DDIMSampler
+from ...diffusion.schedule import DiffusionSchedule
+from .._dispatch import select_backend
 
 _TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
@@ -37,7 +37,7 @@ def ddim_coefficients(schedule: DiffusionSchedule, k: int, k_prev: int, eta: flo
 @functools.lru_cache(maxsize=None)
 def _triton_import_error() -> Optional[str]:
     try:
-        from ..triton import ddim_update  # noqa: F401
+        from . import triton_kernel  # noqa: F401
     except Exception as exc:  # ImportError, or triton failing to initialise
         return f"triton not importable ({type(exc).__name__}: {exc})"
     return None
@@ -76,7 +76,7 @@ def ddim_update_reference(h, x0, mu, noise, a, inv_b, a_p, c_eps, sigma):
 
 
 def ddim_update_triton(h, x0, mu, noise, a, inv_b, a_p, c_eps, sigma):
-    from ..triton.ddim_update import BLOCK, ddim_update_kernel
+    from .triton_kernel import BLOCK, ddim_update_kernel
 
     h_, x0_, mu_ = h.contiguous(), x0.contiguous(), mu.contiguous()
     out = torch.empty_like(h_)

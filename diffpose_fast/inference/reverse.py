@@ -26,7 +26,7 @@ from ..diffusion.schedule import DiffusionSchedule
 from ..models.denoiser import GCNAttentionDenoiser
 from ..ops._dispatch import force_backend
 from .eager import fast_sample  # noqa: F401  (the eager loop; also what cuda_graph captures)
-from .fused_denoiser import FusedDenoiser
+from ..ops.denoiser import FusedDenoiser
 
 BACKENDS = ("auto", "fast", "native", "triton", "reference")
 _fused_cache: "weakref.WeakKeyDictionary[GCNAttentionDenoiser, FusedDenoiser]" = weakref.WeakKeyDictionary()

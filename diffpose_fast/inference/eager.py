@@ -10,8 +10,8 @@ import torch
 
 from ..diffusion.samplers import DDIMSampler
 from ..diffusion.schedule import DiffusionSchedule
-from .ddim_update import custom_op
-from .fused_denoiser import FusedDenoiser
+from ..ops.ddim_update import custom_op
+from ..ops.denoiser import FusedDenoiser
 
 
 def fast_sample(fused: FusedDenoiser, features: torch.Tensor, h_K: torch.Tensor, mu: torch.Tensor,
