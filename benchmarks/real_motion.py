@@ -118,7 +118,7 @@ def evaluate_diffpose(lifter, test, train_subset):
     pred_tr = _concat([lifter.predict(s, sampler="context").poses_3d for s in train_subset])
     diag["context_train_mpjpe_mm"] = float(metrics.mpjpe(pred_tr, gt_tr) * 1000)
     # depth sigma coverage on test frames: |z error| within the predicted sigma_z
-    from diffpose_fast.training.frames import frames_from_sequences
+    from diffpose_fast.data.frames import frames_from_sequences
 
     cover = []
     with torch.no_grad():
