@@ -269,6 +269,38 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def uncertainty_markdown(runs: list[dict]) -> str:
+    """One row per run with the uncertainty measures (DDIM 5, N = 5; the context encoder's calibrated map), then
+    the calibration ablation: maps with fewer terms, fitted on the same held-out slice."""
+    lines = ["| test take | seed | held-out frames | Spearman raw / calibrated (within-joint mean) | within 1 std raw / "
+             "cal | within 2 std raw / cal | ECE raw / cal | context (N=1) cal: Spearman, within 1 / 2 | left-arm noise: "
+             "arm / others cal std ratio |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(runs, key=lambda r: (r["rotation"], r["seed"])):
+        u = r.get("uncertainty", {})
+        if "calibrated" not in u:
+            continue
+        raw, cal, ctx, nr = u["raw"], u["calibrated"], u["context_calibrated"], u["noise_response"]
+        within_joint = np.nanmean(cal["per_joint"]["spearman"][1:])
+        lines.append(f"| {TAKES[r['rotation']]} | {r['seed']} | {r['calibration']['frames']} | {raw['spearman']:.3f} / "
+                     f"{cal['spearman']:.3f} ({within_joint:.3f}) | {raw['within_1std']:.3f} / {cal['within_1std']:.3f} | "
+                     f"{raw['within_2std']:.3f} / {cal['within_2std']:.3f} | {raw['ece']:.3f} / {cal['ece']:.3f} | "
+                     f"{ctx['spearman']:.3f}, {ctx['within_1std']:.3f} / {ctx['within_2std']:.3f} | "
+                     f"{nr['joints_ratio']:.2f} / {nr['others_ratio']:.2f} |")
+    ablation = [r for r in runs if "calibration_ablation" in r]
+    if ablation:
+        names = list(ablation[0]["calibration_ablation"])
+        lines += ["", "| calibration map (fitted on fit's held-out slice) | " + " | ".join(
+            f"{TAKES[r['rotation']]} s{r['seed']}: Spearman, within 1 / 2, ECE" for r in ablation) + " |",
+                  "|---|" + "---|" * len(ablation)]
+        for name in names:
+            cells = []
+            for r in ablation:
+                a = r["calibration_ablation"][name]
+                cells.append(f"{a['spearman']:.3f}, {a['within_1std']:.3f} / {a['within_2std']:.3f}, {a['ece']:.3f}")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _parse_value(text: str):
     try:
         return json.loads(text)
@@ -298,6 +330,8 @@ def main(argv=None) -> int:
     if args.merge:
         runs = [r for f in args.merge for r in json.loads(Path(f).read_text())["runs"]]
         print(markdown(summarise(runs)))
+        print()
+        print(uncertainty_markdown(runs))
         return 0
     overrides = dict(kv.split("=", 1) for kv in args.set)
     overrides = {k: _parse_value(v) for k, v in overrides.items()}
@@ -356,6 +390,8 @@ def main(argv=None) -> int:
            "command": " ".join(sys.argv), "runs": runs}
     out.write_text(json.dumps(doc, indent=1))
     print(markdown(summarise(runs)))
+    print()
+    print(uncertainty_markdown(runs))
     return 0
 
 
