@@ -71,7 +71,9 @@ def root_trajectory(poses_3d, keypoints_2d, camera: Camera, confidence=None, ite
     floor = MIN_DEPTH_M - np.where(usable, z, np.inf).min(axis=1)      # tz keeps every usable joint in front
     t[:, 2] = np.maximum(t[:, 2], np.where(np.isfinite(floor), floor, MIN_DEPTH_M))
     for _ in range(int(iterations)):
-        depth = z + t[:, None, 2]
+        # unusable joints (weight 0) may sit behind the camera for this t: give them a harmless depth, so that
+        # 0 x inf never turns the normal equations into NaN
+        depth = np.where(usable, z + t[:, None, 2], 1.0)
         ru = fx * (x + t[:, None, 0]) / depth + cx - kp[..., 0]
         rv = fy * (y + t[:, None, 1]) / depth + cy - kp[..., 1]
         ju = np.stack([fx / depth, zeros, -fx * (x + t[:, None, 0]) / depth ** 2], -1)
@@ -86,10 +88,15 @@ def root_trajectory(poses_3d, keypoints_2d, camera: Camera, confidence=None, ite
 
 
 def _weighted_solve(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Per frame argmin_t sum_r w_r (a_r . t - b_r)^2 for a [T, R, 3], b [T, R], w [T, R]; a tiny ridge keeps
-    frames without data finite (they are set to NaN by the caller)."""
-    ata = np.einsum("tr,tri,trj->tij", w, a, a) + 1e-9 * np.eye(3)
+    """Per frame argmin_t sum_r w_r (a_r . t - b_r)^2 for a [T, R, 3], b [T, R], w [T, R]. A ridge relative to
+    the system's scale keeps frames with too little data solvable (the caller sets them to NaN); a frame whose
+    system is not finite gets 0."""
+    ata = np.einsum("tr,tri,trj->tij", w, a, a)
     atb = np.einsum("tr,tri,tr->ti", w, a, b)
+    bad = ~(np.isfinite(ata).all(axis=(1, 2)) & np.isfinite(atb).all(axis=1))
+    ata[bad], atb[bad] = np.eye(3), 0.0
+    scale = np.trace(ata, axis1=1, axis2=2)[:, None, None] / 3.0
+    ata = ata + (1e-12 * scale + 1e-12) * np.eye(3)
     return np.linalg.solve(ata, atb[..., None])[..., 0]
 
 

@@ -70,3 +70,20 @@ def test_predict_returns_the_trajectory_when_the_camera_is_known():
     np.testing.assert_allclose(res.trajectory, root_trajectory(res.poses_3d, seq.keypoints_2d, cam, seq.confidence),
                                rtol=1e-5, atol=1e-5)
     assert lifter.predict(seq.keypoints_2d, image_size=seq.image_size, num_samples=2).trajectory is None
+
+
+def test_frames_with_joints_behind_the_camera_or_alone_stay_finite_or_nan():
+    """A frame whose only usable joints are few, or whose unusable joints would sit behind the camera for the
+    current translation, must not break the solve (0 x inf): NaN where too few joints, finite elsewhere."""
+    _, cam, absolute, rel, root = _scene(frames=6, seed=5)
+    kp = project_linear(absolute, cam)
+    rel = rel.copy()
+    rel[2, 5:, 2] = -50.0                    # joints 5.. of frame 2: 50 m towards the camera ...
+    kp[2, 5:] = np.nan                       # ... and not detected
+    kp[3, 1:] = np.nan                       # frame 3: the root alone
+    kp[4] = np.nan                           # frame 4: nothing detected, and a joint exactly at the start depth
+    rel[4, 7, 2] = -0.1                      # (tz starts at 0.1 m: depth 0 there)
+    traj = root_trajectory(rel, kp, cam)
+    assert np.isnan(traj[[3, 4]]).all()
+    finite = [0, 1, 2, 5]
+    np.testing.assert_allclose(traj[finite], root[finite], atol=1e-5)
