@@ -235,3 +235,14 @@ def test_a_dead_component_is_reseeded(backend):
     assert stuck.weights[0, 2] * 300 < 1.0
     assert (fixed.weights[0] > 0.25).all()
     assert fixed.log_likelihood[0] > stuck.log_likelihood[0] + 0.1
+
+
+@pytest.mark.parametrize("backend", ["reference", "auto"])
+def test_a_single_denormal_sample_fits_in_float32(backend):
+    """Found by the property test: one sample at 3.7e-44 (a float32 denormal) gave a relative regulariser of
+    1e-91 and variances that underflowed to zero; the regulariser now has a floor the dtype can hold."""
+    x = torch.tensor([[[3.7e-44]]], dtype=torch.float32)
+    fit = em_fit(x, 1, covariance="full", max_iter=20, reg_covar=1e-3, reg_covar_mode="relative",
+                 generator=torch.Generator().manual_seed(0), backend=backend)
+    assert torch.isfinite(fit.log_likelihood).all() and (fit.covariances > 0).all()
+    assert fit.means.item() == pytest.approx(3.7e-44, rel=0.05)

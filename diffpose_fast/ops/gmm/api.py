@@ -211,7 +211,9 @@ def regularisation(samples: torch.Tensor, reg_covar: float, reg_covar_mode: str)
 
     ``absolute``: reg_covar as is (scikit-learn's meaning). ``relative``: reg_covar times the mixture's data
     scale, the mean per-dimension variance of its samples; when that is zero (all samples identical) the mean
-    squared value is used, and 1 when that is zero too, so the covariances stay positive definite.
+    squared value is used, and 1 when that is zero too, so the covariances stay positive definite; and never below
+    1024 times the samples' dtype's smallest normal number, so that a variance cannot underflow to zero in that
+    dtype (a single sample at 1e-44 in float32 has a mean square of 1e-88).
     """
     b = samples.shape[0]
     if reg_covar_mode == "absolute":
@@ -221,7 +223,8 @@ def regularisation(samples: torch.Tensor, reg_covar: float, reg_covar_mode: str)
                                                                                           device=samples.device)
     fallback = (x * x).mean(dim=(1, 2))
     scale = torch.where(scale > 0, scale, torch.where(fallback > 0, fallback, torch.ones_like(fallback)))
-    return reg_covar * scale
+    floor = 1024.0 * float(torch.finfo(samples.dtype).tiny) if samples.dtype.is_floating_point else 0.0
+    return torch.clamp(reg_covar * scale, min=floor)
 
 
 # ------------------------------------------------------------------------------------------------ backends
