@@ -37,6 +37,9 @@ class DemoSettings:
 
     train_sequences x train_frames: synthetic training frames (data seed ``train_seed``).
     test_sequences x test_frames: held-out frames (data seed ``test_seed``).
+    calibration_sequences x train_frames: frames of other subjects and motions (data seed ``calibration_seed``)
+        given to ``fit`` as ``val``: it calibrates the spread there and trains on all the training frames (0: fit
+        holds out 10 % of the training sequences itself).
     context_steps, diffusion_steps: optimiser steps of stage 1 and stage 2; batch_size frames per step.
     num_samples, sampling_steps: N hypotheses and DDIM steps for the "ddim" row.
     model: LifterConfig overrides of the small model; seed: the lifter's seed.
@@ -56,6 +59,8 @@ class DemoSettings:
     seed: int = 0
     train_seed: int = 1
     test_seed: int = 2
+    calibration_sequences: int = 4
+    calibration_seed: int = 3
     model: tuple[tuple[str, Any], ...] = tuple(DEMO_MODEL.items())
     animation_frames: int = 30
     animation_stride: int = 4
@@ -75,7 +80,8 @@ class DemoSettings:
     @classmethod
     def quick(cls, **changes) -> "DemoSettings":
         """A tiny run (seconds): for tests and for checking an installation, not for its numbers."""
-        base = dict(train_sequences=3, train_frames=24, test_sequences=2, test_frames=12, context_steps=2,
+        base = dict(train_sequences=3, train_frames=24, test_sequences=2, test_frames=12, calibration_sequences=1,
+                    context_steps=2,
                     diffusion_steps=2, batch_size=32, num_samples=3, sampling_steps=2, animation_frames=3,
                     animation_stride=2, model=tuple({**DEMO_MODEL, "gmm_samples": 16}.items()))
         base.update(changes)
@@ -172,14 +178,17 @@ def run_demo(out: str | os.PathLike = "diffpose_demo", settings: Optional[DemoSe
     test = generate_sequences(s.test_sequences, s.test_frames, seed=s.test_seed)
     timings["data"] = time.perf_counter() - t0
     log(f"data: {s.train_sequences} x {s.train_frames} synthetic training frames (seed {s.train_seed}), "
-        f"{s.test_sequences} x {s.test_frames} held-out frames (seed {s.test_seed})")
+        f"{s.test_sequences} x {s.test_frames} held-out frames (seed {s.test_seed}), "
+        f"{s.calibration_sequences} x {s.train_frames} frames to calibrate the spread (seed {s.calibration_seed})")
 
     lifter = DiffPoseLifter(mode="frame", device=device, seed=s.seed, **dict(s.model))
     log(f"training: {s.context_steps} context-encoder steps + {s.diffusion_steps} diffusion steps, batch "
         f"{s.batch_size}, model {dict(s.model)}")
     t0 = time.perf_counter()
-    lifter.fit(train, context_steps=s.context_steps, diffusion_steps=s.diffusion_steps, batch_size=s.batch_size,
-               progress=progress)
+    calibration = (generate_sequences(s.calibration_sequences, s.train_frames, seed=s.calibration_seed)
+                   if s.calibration_sequences else None)
+    lifter.fit(train, calibration, context_steps=s.context_steps, diffusion_steps=s.diffusion_steps,
+               batch_size=s.batch_size, progress=progress)
     timings["train"] = time.perf_counter() - t0
 
     model_dir = out / "model"
