@@ -182,7 +182,7 @@ def test_em_fit_on_degenerate_data_matches_float64_or_refuses(data, b, m, d, ext
     reg_covar = 1e-6 if mode == "absolute" else 1e-3
     kw = dict(covariance=cov, max_iter=1, tol=0.0, backend=backend, reseed_dead=False)  # the same path in both
     # float32 cannot hold variances below a few eps of the data's spread: the float64 oracle is given the same floor
-    reg = api.regularisation(x64, reg_covar, mode)
+    reg = api.regularisation(x32, reg_covar, mode)   # float32's own floor on the regulariser (in float64)
     _, _, scale = api.standardise(x64, reg)
     floor = torch.maximum(reg, api.VARIANCE_FLOOR_EPS * torch.finfo(torch.float32).eps * scale ** 2)
     fits = [em_fit(x64[i:i + 1], m, init_resp=r[i:i + 1], reg_covar=float(floor[i]), **kw) for i in range(b)]
