@@ -382,18 +382,6 @@ def _safe_name(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text) or "track"
 
 
-def _fill_nan_rows(values):
-    """[T, D] with NaN rows filled by linear interpolation in time (held constant past the ends)."""
-    import numpy as np
-
-    values = np.asarray(values, np.float64)
-    ok = np.isfinite(values).all(axis=1)
-    if not ok.any():
-        return np.zeros_like(values)
-    t = np.arange(values.shape[0])
-    return np.stack([np.interp(t, t[ok], values[ok, d]) for d in range(values.shape[1])], axis=1)
-
-
 def _cmd_lift(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -505,8 +493,7 @@ def _cmd_lift(args: argparse.Namespace) -> int:
         msg = (f"{name}: lifted {len(idx)} of {t_all} frames in {seconds:.2f} s -> {out / name}.npz, "
                f"{out / name}.json")
         if args.bvh:
-            err = write_bvh(out / f"{name}.bvh", mean, fps=args.fps,
-                            root_positions=None if trajectory is None else _fill_nan_rows(trajectory))
+            err = write_bvh(out / f"{name}.bvh", mean, fps=args.fps, root_positions=trajectory)  # fills its gaps
             msg += f", {out / name}.bvh (joints within {err * 1000:.1f} mm)"
         print(msg, flush=True)
         if args.render:

@@ -19,10 +19,10 @@ from .data.sequence import PoseSequence
 from .data.skeleton import NUM_JOINTS
 from .distribution.depth import DepthHistogram
 from .persistence import CheckpointError, load_folder, save_folder
+from .data.frames import frames_from_sequences
 from .inference.model import DiffPoseModel
-from .data.frames import FrameSet, frames_from_sequences
-from .training.folds import assign_folds
 from .inference.reverse import check_backend
+from .training.folds import assign_folds
 from .training.trainer import Trainer, steps_for
 from .uncertainty import MIN_CALIBRATION_FRAMES, SpreadCalibration
 
@@ -300,24 +300,25 @@ class DiffPoseLifter:
         samples = samples.clamp_(-POSE_BOUND_M, POSE_BOUND_M)
         mean = samples.mean(0)
         std = ((samples - mean) ** 2).sum(-1).mean(0).sqrt()
-        calibrated = self._calibrated_std(std.numpy(), n_eff, frames.confidence.numpy())
+        confidence = frames.confidence.numpy()
+        cal = self.calibration_map(n_eff)
+        calibrated = None if cal is None else cal.apply(std.numpy(), n_eff, confidence).astype(np.float32)
         trajectory = None
         if seq.camera is not None:
             from .trajectory import root_trajectory
 
-            trajectory = root_trajectory(mean.numpy(), seq.keypoints_2d, seq.camera,
-                                         frames.confidence.numpy()).astype(np.float32)
+            trajectory = root_trajectory(mean.numpy(), seq.keypoints_2d, seq.camera, confidence).astype(np.float32)
         if as_tensor:
             t = lambda a: None if a is None else torch.from_numpy(a)  # noqa: E731
             return LiftResult(mean, samples, std, t(calibrated), t(trajectory))
         return LiftResult(mean.numpy(), samples.numpy(), std.numpy(), calibrated, trajectory)
 
-    def _calibrated_std(self, std: np.ndarray, num_samples: int, confidence: np.ndarray) -> Optional[np.ndarray]:
-        """[T, 17] float32 metres, or None without a calibration."""
+    def calibration_map(self, num_hypotheses: int) -> Optional[SpreadCalibration]:
+        """The map ``LiftResult.calibrated_std`` comes from for results of ``num_hypotheses`` hypotheses (1: the
+        "context" sampler's), or None when there is none (then calibrated_std is None)."""
         if self.calibration is None:
             return None
-        cal = self.calibration.get("spread" if num_samples > 1 else "context")
-        return None if cal is None else cal.apply(std, num_samples, confidence).astype(np.float32)
+        return self.calibration.get("spread" if num_hypotheses > 1 else "context")
 
     def _sampling_args(self, sampler, num_samples, steps):
         cfg = self.config

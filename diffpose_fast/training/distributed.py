@@ -164,9 +164,9 @@ def predict_sequences(lifter, sequences: Sequence, generator: torch.Generator, *
     mine = {i: arrays(lifter.predict(s, generator=gens[i], **predict_kwargs))
             for i, s in enumerate(sequences) if owners[i] == rank}
     # whether results carry calibrated_std: the same model on every rank, so the same answer (lifter.predict)
-    cal = getattr(lifter, "calibration", None)
-    spread = predict_kwargs.get("sampler") != "context" and predict_kwargs.get("num_samples", 2) > 1
-    calibrated = cal is not None and cal.get("spread" if spread else "context") is not None
+    sampler, num_samples, _ = lifter._sampling_args(predict_kwargs.get("sampler"), predict_kwargs.get("num_samples"),
+                                                    predict_kwargs.get("steps"))
+    calibrated = lifter.calibration_map(1 if sampler == "context" else num_samples) is not None
     comm_device = lifter.device if dist.get_backend() == "nccl" else torch.device("cpu")
     out = []
     for i, seq in enumerate(sequences):
