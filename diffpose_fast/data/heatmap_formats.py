@@ -24,6 +24,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .heatmaps import _check_boxes, _np64   # the heatmap module's input checks, one wording for both
 from .keypoint_formats import get_format
 from .skeleton import NUM_JOINTS
 
@@ -32,16 +33,6 @@ __all__ = ["HEATMAP_LAYOUTS", "HeatmapInput", "heatmaps_to_h36m", "mean_point_ma
 
 HEATMAP_LAYOUTS = ("coco17", "halpe26", "h36m17")
 MAX_HEATMAP_CELLS = 1 << 16   # cells per map (256 x 256): beyond, a map is not a heatmap but an image
-
-
-def _maps(x, name: str, fn: str) -> np.ndarray:
-    try:
-        a = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
-    except (TypeError, ValueError):
-        raise TypeError(f"{fn}: {name} must be an array, got {type(x).__name__}") from None
-    if a.dtype.kind not in "fiu":
-        raise TypeError(f"{fn}: {name} must hold real numbers, got dtype {a.dtype}")
-    return a.astype(np.float64)
 
 
 def _shrink(summed: np.ndarray, n: int, size: int, axis: int) -> np.ndarray:
@@ -100,7 +91,7 @@ def heatmaps_to_h36m(heatmaps, boxes, layout: str = "coco17") -> tuple[np.ndarra
     if layout not in HEATMAP_LAYOUTS:
         raise ValueError(f"{fn}: layout must be one of {list(HEATMAP_LAYOUTS)}, got {layout!r}")
     spec = get_format({"coco17": "coco", "halpe26": "halpe26", "h36m17": "h36m"}[layout])
-    hm = _maps(heatmaps, "heatmaps", fn)
+    hm = _np64(heatmaps, "heatmaps", fn)
     if hm.ndim != 4 or hm.shape[1] != spec.num_keypoints:
         raise ValueError(f"{fn}: heatmaps for layout {layout!r} must have shape [T, {spec.num_keypoints}, Hh, Wh], "
                          f"got {list(hm.shape)}")
@@ -109,10 +100,8 @@ def heatmaps_to_h36m(heatmaps, boxes, layout: str = "coco17") -> tuple[np.ndarra
         raise ValueError(f"{fn}: heatmaps must be between 2 x 2 and {MAX_HEATMAP_CELLS} cells, got {hh} x {wh}")
     if not np.isfinite(hm).all() or (hm < 0).any():
         raise ValueError(f"{fn}: heatmaps must be finite and non-negative (probabilities or scores, not logits)")
-    b = _maps(boxes, "boxes", fn)
-    if b.shape != (t, 4) or not np.isfinite(b).all() or (b[:, 2] <= b[:, 0]).any() or (b[:, 3] <= b[:, 1]).any():
-        raise ValueError(f"{fn}: boxes must be [T={t}, 4] finite (x0, y0, x1, y1) pixels with x1 > x0 and y1 > y0, "
-                         f"got shape {list(b.shape)}")
+    b = _np64(boxes, "boxes", fn)
+    _check_boxes(b, t, fn)
     out = np.empty((t, NUM_JOINTS, hh, wh), np.float32)
     for j, src in enumerate(spec.to_h36m):
         if len(src) == 4:   # the mean of four = the mean of two midpoints (spine from shoulders and hips)
@@ -159,7 +148,7 @@ def simcc_to_heatmaps(simcc_x, simcc_y, boxes, split_ratio: float = 2.0, *, logi
         [T, 4] float64: the input boxes moved by half a bin so that cell centres fall where RTMPose decodes.)
     """
     fn = "simcc_to_heatmaps"
-    sx, sy = _maps(simcc_x, "simcc_x", fn), _maps(simcc_y, "simcc_y", fn)
+    sx, sy = _np64(simcc_x, "simcc_x", fn), _np64(simcc_y, "simcc_y", fn)
     if sx.ndim != 3 or sy.ndim != 3 or sx.shape[:2] != sy.shape[:2]:
         raise ValueError(f"{fn}: simcc_x and simcc_y must be [T, K, bins] with the same T and K, got "
                          f"{list(sx.shape)} and {list(sy.shape)}")
@@ -169,9 +158,8 @@ def simcc_to_heatmaps(simcc_x, simcc_y, boxes, split_ratio: float = 2.0, *, logi
     if hh < 2 or wh < 2 or hh * wh > MAX_HEATMAP_CELLS:
         raise ValueError(f"{fn}: size must be between 2 x 2 and {MAX_HEATMAP_CELLS} cells, got {size!r}")
     t = sx.shape[0]
-    b = _maps(boxes, "boxes", fn)
-    if b.shape != (t, 4) or not np.isfinite(b).all() or (b[:, 2] <= b[:, 0]).any() or (b[:, 3] <= b[:, 1]).any():
-        raise ValueError(f"{fn}: boxes must be [T={t}, 4] finite (x0, y0, x1, y1) pixels with x1 > x0 and y1 > y0")
+    b = _np64(boxes, "boxes", fn)
+    _check_boxes(b, t, fn)
     for name, a in (("simcc_x", sx), ("simcc_y", sy)):
         if not np.isfinite(a).all() or (not logits and (a < 0).any()):
             raise ValueError(f"{fn}: {name} must be finite" + ("" if logits else " and non-negative (or pass "
