@@ -12,6 +12,9 @@ from typing import Any
 
 SAMPLERS = ("ddim", "ddpm", "context")   # DDIM steps, all K steps of Eq. 8, or the context encoder alone
 
+# hypothesis_smoothing=None in mode "video": the time constant measured in benchmarks/RESULTS.md "Smooth hypotheses"
+VIDEO_SMOOTHING_FRAMES = 4.0
+
 _CHOICES = {
     "mode": ("frame", "video"),
     "schedule": ("cosine", "linear"),
@@ -92,6 +95,9 @@ class LifterConfig:
     sampler: str = "ddim"
     sampling_steps: int = 5
     temporal_noise: str = "shared"         # one sequence's frames share their standard draws (smooth hypotheses)
+    hypothesis_smoothing: float | None = None  # time constant (frames) of the low-pass on the hypotheses' offset
+    #                                        from the encoder's pose (inference.smoothing); None: VIDEO_SMOOTHING_FRAMES
+    #                                        in mode "video", 0 (off) in mode "frame" (its frames may be unrelated)
     # --- video (docs/video.md)
     frames: int = 243
     causal: bool = False
@@ -155,6 +161,18 @@ class LifterConfig:
                              f"{self.calibration_fraction!r}")
         if not 0 <= self.default_confidence <= 1:
             raise ValueError(f"LifterConfig: default_confidence must be in [0, 1], got {self.default_confidence}")
+        if self.hypothesis_smoothing is not None and (isinstance(self.hypothesis_smoothing, bool) or not isinstance(
+                self.hypothesis_smoothing, (int, float)) or not 0 <= self.hypothesis_smoothing < float("inf")):
+            raise ValueError(f"LifterConfig: hypothesis_smoothing must be None or a number of frames >= 0, got "
+                             f"{self.hypothesis_smoothing!r}")
+
+    @property
+    def smoothing_frames(self) -> float:
+        """The hypotheses' smoothing time constant in frames that inference uses (0: none); see
+        ``hypothesis_smoothing``."""
+        if self.hypothesis_smoothing is None:
+            return VIDEO_SMOOTHING_FRAMES if self.mode == "video" else 0.0
+        return float(self.hypothesis_smoothing)
 
     @property
     def hidden_dim(self) -> int:
@@ -227,4 +245,5 @@ LEGACY_VALUES: dict[str, Any] = {
     "denoiser_2d_input": False,
     "context_folds": 1,
     "calibration_fraction": 0.0,
+    "hypothesis_smoothing": 0.0,
 }

@@ -239,7 +239,7 @@ class DiffPoseLifter:
                 heatmap_boxes=None, camera=None, num_samples: Optional[int] = None, steps: Optional[int] = None,
                 sampler: Optional[str] = None, backend: str = "auto", generator: Optional[torch.Generator] = None,
                 batch_size: Optional[int] = None, window_hop: Optional[int] = None,
-                flip_test: bool = True) -> LiftResult:
+                flip_test: bool = True, smoothing: Optional[float] = None) -> LiftResult:
         """Lift 2D keypoints to 3D.
 
         Args:
@@ -257,6 +257,9 @@ class DiffPoseLifter:
             window_hop, flip_test: mode="video" only: the hop between encoder windows (None: config.frames,
                 non-overlapping windows with the last aligned to the end; causal: 1) and the flip test-time
                 augmentation of the encoder (see docs/video.md).
+            smoothing: time constant in frames of the low-pass on each hypothesis's offset from the encoder's pose
+                over the sequence (``inference.smoothing``; zero phase, causal for a causal video model); None:
+                ``config.smoothing_frames`` (on for mode "video", off for "frame"), 0: off. Ignored by "context".
 
         Returns:
             LiftResult (numpy, or torch tensors when the keypoints came as a tensor).
@@ -277,20 +280,42 @@ class DiffPoseLifter:
         shared = None
         if sampler != "context" and self.config.temporal_noise == "shared":
             shared = self.model.draw_noise(1, n_eff, frames.heatmaps is not None, gen)
+        tau = self._smoothing_frames(smoothing, "predict")
+        smooth = sampler != "context" and tau > 0 and len(frames) > 1
         if self.config.mode == "video":
             from .video.inference import sample_video
 
             samples = sample_video(self.model, frames, n_eff, steps, sampler, gen, backend, hop=window_hop,
                                    flip_test=flip_test, batch_size=bs, device=self.device,
-                                   shared_noise=shared)  # [N, T, J, 3]
+                                   shared_noise=shared, return_context=smooth)  # [N, T, J, 3]
+            if smooth:
+                samples, anchor = samples
         else:
-            chunks = []
+            chunks, anchors = [], []
             for start in range(0, len(frames), bs):
                 part = frames.index(torch.arange(start, min(len(frames), start + bs))).to(self.device)
                 noise = None if shared is None else shared.expand(len(part))
                 chunks.append(self.model.sample(part, n_eff, steps, sampler, gen, backend, noise=noise).float().cpu())
+                if smooth:   # the encoder's pose, what H_K is centred on (one more encoder pass, no draws)
+                    anchors.append(self.model.sample(part, 1, None, "context", None, backend)[:, 0].float().cpu())
             samples = torch.cat(chunks, 0).permute(1, 0, 2, 3).contiguous()  # [N, T, J, 3]
+            anchor = torch.cat(anchors, 0) if smooth else None
+        if smooth:
+            from .inference.smoothing import smooth_hypotheses
+
+            anchor = anchor - anchor[:, :1]
+            smoothed, _ = smooth_hypotheses(samples.numpy(), anchor.numpy(), tau,
+                                            causal=self.config.mode == "video" and self.config.causal)
+            samples = torch.from_numpy(smoothed)
         return self._result(samples, frames, seq, as_tensor)
+
+    def _smoothing_frames(self, smoothing: Optional[float], where: str) -> float:
+        """The smoothing time constant (frames) a call uses: its argument, else the config's."""
+        if smoothing is None:
+            return self.config.smoothing_frames
+        if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0 <= smoothing < float("inf"):
+            raise ValueError(f"{where}: smoothing must be None or a number of frames >= 0, got {smoothing!r}")
+        return float(smoothing)
 
     def _result(self, samples: torch.Tensor, frames, seq: PoseSequence, as_tensor: bool) -> LiftResult:
         """The LiftResult of hypotheses samples [N, T, J, 3] (CPU float32) of ``seq`` (its FrameSet ``frames``)."""
@@ -343,22 +368,22 @@ class DiffPoseLifter:
 
     def stream(self, image_size, *, camera=None, num_samples: Optional[int] = None, steps: Optional[int] = None,
                sampler: Optional[str] = None, generator: Optional[torch.Generator] = None, backend: str = "auto",
-               flip_test: bool = True):
+               flip_test: bool = True, smoothing: Optional[float] = None):
         """A live stream: ``stream.push(keypoints_2d [17, 2], confidence [17])`` lifts one new frame and returns
         what ``predict`` over the frames so far gives for it (frame models, and causal video models; with the
         default temporal_noise "shared"). See ``diffpose_fast.streaming``."""
         from .streaming import LiftStream
 
         return LiftStream(self, image_size, camera=camera, num_samples=num_samples, steps=steps, sampler=sampler,
-                          generator=generator, backend=backend, flip_test=flip_test)
+                          generator=generator, backend=backend, flip_test=flip_test, smoothing=smoothing)
 
     # ------------------------------------------------------------------------------------------ evaluate
     def evaluate(self, sequences: Sequence[PoseSequence], *, sampler: Optional[str] = None,
                  num_samples: Optional[int] = None, steps: Optional[int] = None,
-                 generator: Optional[torch.Generator] = None) -> dict[str, Any]:
+                 generator: Optional[torch.Generator] = None, smoothing: Optional[float] = None) -> dict[str, Any]:
         """MPJPE, P-MPJPE and N-MPJPE in millimetres over the valid frames of ``sequences`` (root-relative), and
         MPJVE (mm per frame) over pairs of consecutive valid frames ("mpjve_mm"; NaN if there is none).
-        sampler, num_samples, steps: as in ``predict`` (None: the model's configuration).
+        sampler, num_samples, steps, smoothing: as in ``predict`` (None: the model's configuration).
 
         Returns {"frames": F, "mpjpe_mm", "p_mpjpe_mm", "n_mpjpe_mm": frame-weighted averages, and when every
         sequence has an action: "action_wise": {metric: action-wise average (the paper's number)},
@@ -380,7 +405,8 @@ class DiffPoseLifter:
         from .training.distributed import predict_sequences  # under torchrun: each rank predicts its share
 
         predicted = predict_sequences(self, sequences, gen, sampler=sampler, num_samples=num_samples,
-                                      steps=None if sampler == "ddpm" else steps)
+                                      steps=None if sampler == "ddpm" else steps,
+                                      smoothing=self._smoothing_frames(smoothing, "evaluate"))
         spreads, joint_errors = [], []
         for seq, (poses_3d, std, calibrated) in zip(sequences, predicted):
             gt = seq.root_relative_poses()

@@ -27,6 +27,7 @@ import torch
 from .data.sequence import PoseSequence
 from .data.skeleton import NUM_JOINTS
 from .inference.reverse import check_backend
+from .inference.smoothing import smooth_hypotheses
 from .data.frames import frames_from_sequences
 
 __all__ = ["LiftStream"]
@@ -37,12 +38,15 @@ class LiftStream:
 
     Args (as ``DiffPoseLifter.predict``): image_size (w, h) pixels; camera (a ``data.camera.Camera``: each result
     then carries its ``trajectory``); num_samples, steps, sampler; generator (None: one seeded with the lifter's
-    seed, as ``predict``); backend; flip_test (causal video models).
+    seed, as ``predict``); backend; flip_test (causal video models); smoothing (as ``predict``; the stream runs
+    the filter's causal pass, which is what ``predict`` runs for a causal video model, so a frame model with
+    smoothing on streams the causal version of its offline answer).
     """
 
     def __init__(self, lifter, image_size, *, camera=None, num_samples: Optional[int] = None,
                  steps: Optional[int] = None, sampler: Optional[str] = None,
-                 generator: Optional[torch.Generator] = None, backend: str = "auto", flip_test: bool = True):
+                 generator: Optional[torch.Generator] = None, backend: str = "auto", flip_test: bool = True,
+                 smoothing: Optional[float] = None):
         cfg = lifter.config
         if cfg.mode == "video" and not cfg.causal:
             raise ValueError("stream: an offline video model (causal=False) looks at frames after the newest one "
@@ -60,6 +64,8 @@ class LiftStream:
         self.backend = backend
         self.flip_test = flip_test
         self.n_eff = 1 if self.sampler == "context" else self.num_samples
+        self.smoothing = lifter._smoothing_frames(smoothing, "stream")
+        self._smooth_state = None   # the hypotheses' filtered offset from the encoder's pose at the last frame
         self._shared = None         # drawn on the first frame (whether it has heatmaps decides the draw's kind)
         self._window: list[torch.Tensor] = []   # causal video: the encoder inputs [J, in] of the last F frames
         self._first: Optional[torch.Tensor] = None
@@ -105,4 +111,12 @@ class LiftStream:
                           context=context, noise=noise)
         self.frames_seen += 1
         samples = h0.float().cpu().permute(1, 0, 2, 3).contiguous()   # [N, 1, J, 3]
+        if self.sampler != "context" and self.smoothing > 0:
+            # the causal pass of predict's filter, carried from frame to frame (inference.smoothing)
+            anchor = (context.pose if context is not None else
+                      model.sample(part, 1, None, "context", None, self.backend)[:, 0]).float().cpu()
+            anchor = anchor - anchor[:, :1]
+            smoothed, self._smooth_state = smooth_hypotheses(samples.numpy(), anchor.numpy(), self.smoothing,
+                                                             causal=True, state=self._smooth_state)
+            samples = torch.from_numpy(smoothed)
         return lifter._result(samples, frames, seq, as_tensor=False)

@@ -60,7 +60,7 @@ def sample_video(model, frames: FrameSet, num_samples: int, steps: int | None, s
                  generator: torch.Generator | None, backend: str = "auto", *, hop: int | None = None,
                  flip_test: bool = True, encoder_positions: int = DEFAULT_ENCODER_POSITIONS,
                  batch_size: int | None = None, device: torch.device | str = "cpu",
-                 shared_noise=None) -> torch.Tensor:
+                 shared_noise=None, return_context: bool = False):
     """N hypotheses for every frame of one sequence: [N, T, J, 3] root-relative metres (float32, CPU).
 
     Args:
@@ -75,12 +75,17 @@ def sample_video(model, frames: FrameSet, num_samples: int, steps: int | None, s
         device: where the model runs.
         shared_noise: one row of ``distribution.noise.HKNoise`` used by every frame (temporally shared draws);
             None: fresh draws per frame from ``generator``.
+        return_context: also return the encoder's pose of every frame, [T, J, 3] (what H_K is centred on).
+
+    Returns:
+        the hypotheses, or (hypotheses, encoder pose) with return_context.
     """
     enc = model.encoder
     plan = plan_windows(len(frames), enc.frames, hop, causal=enc.causal)
     n = 1 if sampler == "context" else num_samples
     batch_size = max(1, 4096 // n) if batch_size is None else int(batch_size)
     out = torch.empty(n, len(frames), NUM_JOINTS, 3)
+    anchor = torch.empty(len(frames), NUM_JOINTS, 3)
     for group in _group_windows(plan, encoder_positions):
         idx = torch.from_numpy(plan.indices(group))  # [G, F]
         inputs = frames.inputs[idx].to(device)  # [G, F, J, in]
@@ -96,6 +101,7 @@ def sample_video(model, frames: FrameSet, num_samples: int, steps: int | None, s
         if tt.numel() == 0:
             continue
         per_frame = ContextOutput(*(c[wi.to(c.device), pi.to(c.device)] for c in context))  # [n_owned, J, ...]
+        anchor[tt] = per_frame.pose.float().cpu()
         for lo in range(0, tt.numel(), batch_size):
             sel = slice(lo, lo + batch_size)
             part = frames.index(tt[sel]).to(device)
@@ -103,4 +109,4 @@ def sample_video(model, frames: FrameSet, num_samples: int, steps: int | None, s
             noise = None if shared_noise is None else shared_noise.expand(len(part))
             h0 = model.sample(part, n, steps, sampler, generator, backend, context=ctx, noise=noise)  # [b, N, J, 3]
             out[:, tt[sel]] = h0.float().cpu().permute(1, 0, 2, 3)
-    return out
+    return (out, anchor) if return_context else out
