@@ -66,6 +66,16 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {v}")
+    return v
+
+
 def _add_sampling(p: argparse.ArgumentParser, default_sampler: str = "ddim") -> None:
     from .config import SAMPLERS
 
@@ -146,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "other frames are written as NaN / null")
     p.add_argument("--fill-gaps", type=_non_negative_int, default=0, metavar="FRAMES",
                    help="interpolate missing joints over gaps of at most this many frames (default 0: off)")
+    p.add_argument("--smoothing", type=_non_negative_float, default=None, metavar="FRAMES",
+                   help="time constant of the low-pass on the hypotheses' offset from the encoder's pose over each "
+                        "run of frames (0: off; default: the model's, on for video models, off for frame models)")
     p.add_argument("--fps", type=_positive_float, default=30.0, help="frame rate for BVH and videos (default 30)")
     p.add_argument("--bvh", action="store_true", help="also write <name>.bvh (centimetres, Y up)")
     p.add_argument("--render", action="store_true", help="also write <name>.png (one frame) and <name>.gif")
@@ -465,7 +478,8 @@ def _cmd_lift(args: argparse.Namespace) -> int:
                 raise CliError(f"{name}: {exc} (is --image-size right, and are the keypoints in pixels?)") from None
             t0 = time.perf_counter()
             res = lifter.predict(seq, sampler=args.sampler, num_samples=args.num_samples,
-                                 steps=args.steps if args.sampler == "ddim" else None, batch_size=args.batch_size)
+                                 steps=args.steps if args.sampler == "ddim" else None, batch_size=args.batch_size,
+                                 smoothing=args.smoothing)
             seconds += time.perf_counter() - t0
             if mean is None:
                 n = res.samples.shape[0]

@@ -477,3 +477,23 @@ def test_lift_with_a_camera_writes_the_trajectory(tmp_path, capsys, demo):
     code, _, err = _run(capsys, ["lift", path, "--format", "h36m", "--image-size", *seq.image_size, "--camera",
                                  -1, 1, 0, 0, "--checkpoint", demo[1] / "model", "--no-progress"])
     assert code == 2 and "--camera: " in err and "focal lengths must be positive" in err
+
+
+def test_lift_smoothing_option(tmp_path, capsys, demo, h36m_2d):
+    """--smoothing 0 keeps each frame's hypotheses as sampled; a long time constant holds each hypothesis's offset
+    from the encoder's pose nearly still, so the hypotheses move less from frame to frame."""
+    kp, size = h36m_2d
+    path = tmp_path / "kps.npz"
+    np.savez(path, keypoints=kp, image_size=np.array(size))
+    motion = {}
+    for tau in (0, 50):
+        code, _, err = _run(capsys, ["lift", path, "--checkpoint", demo[1] / "model", "--format", "h36m",
+                                     "--out", tmp_path / f"o{tau}", "--num-samples", 3, "--steps", 2,
+                                     "--smoothing", tau, "--no-progress"])
+        assert code == 0, err
+        with np.load(tmp_path / f"o{tau}" / "kps.npz") as z:
+            motion[tau] = np.abs(np.diff(z["samples"] - z["samples"].mean(0), axis=1)).mean()
+    assert motion[50] < 0.5 * motion[0]
+    code, _, err = _run(capsys, ["lift", path, "--checkpoint", demo[1] / "model", "--format", "h36m",
+                                 "--smoothing", "-1"])
+    assert code == 2 and "--smoothing" in err and "Traceback" not in err
