@@ -156,20 +156,14 @@ class DiffPoseLifter:
                    else _positive_int(context_steps, "context_steps", minimum=0))
         d_steps = (max(steps_for(cfg.diffusion_epochs, len(frames), bs), cfg.diffusion_min_steps)
                    if diffusion_steps is None else _positive_int(diffusion_steps, "diffusion_steps", minimum=0))
+        stages = None   # the frame model's steps
         if self.config.mode == "video":  # windows of config.frames frames (diffpose_fast.video.training)
-            from .video.training import VideoTrainer
+            from .video.training import VideoStages
 
-            if ckpt is not None or checkpoint_dir is not None or dist.enabled:
-                raise NotImplementedError("fit: resume, checkpoint_dir and torchrun are implemented for "
-                                          "mode='frame' only")
-            trainer = VideoTrainer(self.model, self.seed, self.device, progress,
-                                   lengths=[s.num_frames for s in train])
-            history: dict[str, Any] = {"context": trainer.train_context(frames, c_steps, bs)}
-            history["diffusion"] = trainer.train_diffusion(frames, d_steps, bs)
-        else:
-            trainer = Trainer(self.model, self.seed, self.device, progress, dist=dist,
-                              checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every)
-            history = dict(trainer.fit(frames, c_steps, d_steps, bs, resume=ckpt, folds=folds))
+            stages = VideoStages([s.num_frames for s in train])
+        trainer = Trainer(self.model, self.seed, self.device, progress, dist=dist, checkpoint_dir=checkpoint_dir,
+                          checkpoint_every=checkpoint_every, stages=stages)
+        history: dict[str, Any] = dict(trainer.fit(frames, c_steps, d_steps, bs, resume=ckpt, folds=folds))
         # raw weights: the trained denoiser as it is, the encoders as they were before their EMA was frozen in
         self._raw_state = {k: trainer.raw_encoders.get(k, v).detach().clone()
                            for k, v in self.model.state_dict().items()}

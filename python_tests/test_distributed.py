@@ -24,7 +24,10 @@ TINY = tiny(encoder_dropout=0.0)  # dropout masks are drawn per rank, so only a 
 STEPS = dict(context_steps=4, diffusion_steps=4, batch_size=15)  # 40 frames: batches 15, 15, 10, 15 (uneven shards)
 
 
-def _worker(out: Path) -> None:
+VIDEO = dict(mode="video", frames=5, encoder_layers=2)   # 3 windows of 5 frames per step: shards of 2 and 1
+
+
+def _worker(out: Path, video: bool = False) -> None:
     from safetensors.torch import save_file
 
     from diffpose_fast import DiffPoseLifter
@@ -33,7 +36,7 @@ def _worker(out: Path) -> None:
     torch.set_num_threads(1)
     train = generate_sequences(2, 20, seed=0)
     test = generate_sequences(3, 7, seed=1) + generate_sequences(1, 11, seed=2)  # 4 sequences, unequal lengths
-    lifter = DiffPoseLifter(seed=0, **TINY)
+    lifter = DiffPoseLifter(seed=0, **dict(TINY, **(VIDEO if video else {})))
     history = lifter.fit(train, progress=False, **STEPS)
     report = lifter.evaluate(test, num_samples=2, steps=2)
     rank = int(os.environ.get("RANK", "0"))
@@ -41,7 +44,7 @@ def _worker(out: Path) -> None:
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     local_report = lifter.evaluate(test, num_samples=2, steps=2)  # the same weights, one process
-    (out / f"rank{rank}.json").write_text(json.dumps({"world": world, "context": history["context"],
+    (out / f"rank{rank}.json").write_text(json.dumps({"world": world, "video": video, "context": history["context"],
                                                       "diffusion": history["diffusion"], "report": report,
                                                       "local_report": local_report}))
     save_file({k: v.contiguous() for k, v in lifter.model.state_dict().items()}, str(out / f"rank{rank}.safetensors"))
@@ -53,7 +56,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(out: Path, world: int) -> list[subprocess.Popen]:
+def _launch(out: Path, world: int, video: bool = False) -> list[subprocess.Popen]:
     base = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
                                                              "MASTER_PORT")}
     base["OMP_NUM_THREADS"] = "1"
@@ -64,8 +67,8 @@ def _launch(out: Path, world: int) -> list[subprocess.Popen]:
         if world > 1:
             env.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
                        MASTER_PORT=port)
-        procs.append(subprocess.Popen([sys.executable, __file__, str(out)], env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT))
+        procs.append(subprocess.Popen([sys.executable, __file__, str(out)] + (["video"] if video else []), env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
     return procs
 
 
@@ -75,13 +78,16 @@ def _wait(procs: list[subprocess.Popen]) -> None:
         assert p.returncode == 0, text.decode()[-3000:]
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+@pytest.fixture(scope="module", params=["frame", "video"])
+def runs(tmp_path_factory, request):
+    """(one-process run, two-rank run) of the frame model, then of the video model (video.training.VideoStages in
+    the same Trainer: its windows are shared out over the ranks)."""
+    video = request.param == "video"
     one, two = tmp_path_factory.mktemp("one"), tmp_path_factory.mktemp("two")
-    procs = _launch(two, 2)
+    procs = _launch(two, 2, video)
     threads = torch.get_num_threads()
     try:
-        _worker(one)  # the one-process reference, here while the two ranks run
+        _worker(one, video)  # the one-process reference, here while the two ranks run
     finally:
         torch.set_num_threads(threads)
     _wait(procs)
@@ -107,7 +113,16 @@ def test_two_gloo_processes_match_one_process(runs):
         np.testing.assert_allclose(r0[stage], ref[stage], rtol=2e-5, atol=1e-6)
     for k in ref_w:
         torch.testing.assert_close(w0[k], w1[k], rtol=0, atol=0)  # DDP keeps the replicas identical
-        torch.testing.assert_close(w0[k], ref_w[k], rtol=1e-4, atol=2e-5, msg=lambda m: f"{k}: {m}")
+        got, want = w0[k], ref_w[k]
+        if ref["video"] and k.endswith("qkv.bias"):
+            # The attention's key bias has a gradient of exactly zero (softmax ignores a shift shared by all keys),
+            # so what it gets is rounding noise, which Adam scales up to steps of about the learning rate: only
+            # bounded by steps x lr = 4e-3 here (the video encoder's attention shows it). The query and value
+            # biases are compared like every weight.
+            third = got.numel() // 3
+            assert (got[third:2 * third] - want[third:2 * third]).abs().max() <= 4 * 1e-3
+            got, want = torch.cat([got[:third], got[2 * third:]]), torch.cat([want[:third], want[2 * third:]])
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=2e-5, msg=lambda m: f"{k}: {m}")
 
 
 def test_distributed_evaluation_is_exactly_the_one_process_evaluation(runs):
@@ -178,4 +193,4 @@ def test_incomplete_torchrun_env_is_a_clear_error(monkeypatch):
 
 
 if __name__ == "__main__":
-    _worker(Path(sys.argv[1]))
+    _worker(Path(sys.argv[1]), video=sys.argv[2:] == ["video"])

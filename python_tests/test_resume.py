@@ -33,8 +33,11 @@ def _train():
     return generate_sequences(2, 20, seed=0)
 
 
-def _fit(**kwargs):
-    lifter = DiffPoseLifter(seed=0, **TINY)
+VIDEO = dict(mode="video", frames=5, encoder_layers=2)   # windows of 5 frames, 3 per step of 16
+
+
+def _fit(video: bool = False, **kwargs):
+    lifter = DiffPoseLifter(seed=0, **dict(TINY, **(VIDEO if video else {})))
     history = lifter.fit(_train(), **RUN, **kwargs)
     return lifter, history
 
@@ -67,7 +70,7 @@ def checkpointed(tmp_path_factory):
         checkpoint.KEEP_CHECKPOINTS = keep
 
 
-def _worker(folder: Path, kill_at: int) -> None:
+def _worker(folder: Path, kill_at: int, video: bool = False) -> None:
     from diffpose_fast.training import trainer as trainer_module
 
     torch.set_num_threads(1)
@@ -81,7 +84,7 @@ def _worker(folder: Path, kill_at: int) -> None:
         return original(self, *args, **kwargs)
 
     trainer_module.Trainer._optimise = optimise
-    _fit(checkpoint_dir=folder, checkpoint_every=EVERY)
+    _fit(video, checkpoint_dir=folder, checkpoint_every=EVERY)
 
 
 def test_sigkill_mid_run_then_resume_is_bit_exact(tmp_path, reference):
@@ -215,5 +218,30 @@ def test_checkpoint_arguments_are_validated(kwargs, error, match):
         DiffPoseLifter(seed=0, **TINY).fit(_train(), **RUN, **kwargs)
 
 
+# ------------------------------------------------------------------------------------------- video mode
+@pytest.fixture(scope="module")
+def video_reference():
+    return _fit(True)
+
+
+def test_video_sigkill_mid_run_then_resume_is_bit_exact(tmp_path, video_reference):
+    """Video training runs in the same Trainer (video.training.VideoStages): killed and resumed, it ends where
+    the uninterrupted run ends, and writing checkpoints changes nothing."""
+    kill_at = int(np.random.default_rng().integers(EVERY + 1, 12))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, __file__, str(tmp_path), str(kill_at), "video"], env=env,
+                          capture_output=True, timeout=240)
+    assert proc.returncode == -signal.SIGKILL, (kill_at, proc.stdout[-2000:], proc.stderr[-2000:])
+    assert load_checkpoint(tmp_path).global_step < kill_at
+    assert load_checkpoint(tmp_path).meta["run"]["stages"] == "video"
+    _assert_same(_fit(True, checkpoint_dir=tmp_path, checkpoint_every=EVERY, resume=True), video_reference)
+
+
+def test_video_checkpoint_is_not_a_frame_run(tmp_path):
+    _fit(True, checkpoint_dir=tmp_path, checkpoint_every=EVERY)
+    with pytest.raises(CheckpointError, match="mode|stages"):
+        _fit(False, resume=tmp_path)
+
+
 if __name__ == "__main__":
-    _worker(Path(sys.argv[1]), int(sys.argv[2]))
+    _worker(Path(sys.argv[1]), int(sys.argv[2]), video=sys.argv[3:] == ["video"])

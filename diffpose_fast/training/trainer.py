@@ -164,18 +164,75 @@ def diffusion_batch_loss(model: DiffPoseModel, denoiser, batch: FrameSet, contex
     return diffusion_loss(x0_hat, h0, k, model.schedule, cfg.loss_weighting)
 
 
+class FrameStages:
+    """What a step of each stage computes for the frame model: batches of single frames (epoch permutations),
+    MPJPE + depth likelihood in stage 1, the diffusion loss on each frame's out-of-fold context in stage 2.
+
+    ``Trainer`` owns everything around a step (optimiser, schedule, EMA, folds, checkpoints, resume, DDP); a
+    stages object only turns a step number into the step's loss. ``video.training.VideoStages`` is the other one.
+    Each ``*_steps`` method yields (step, loss, weight) for steps start..total-1, where weight is this rank's
+    share of the global batch (1 in one process), computing each step's loss when it is asked for.
+    """
+
+    name = "frame"
+
+    def describe(self) -> dict[str, Any]:
+        """What else a checkpoint's run must match to be resumed by these stages (nothing for frames)."""
+        return {}
+
+    def context_steps(self, trainer: "Trainer", frames: FrameSet, encoder, subset: torch.Tensor, batch_size: int,
+                      order_seed: int, offset: int, start: int, total: int):
+        """Stage 1 on the frames ``subset`` (encoder k's training frames); ``offset`` = k x total, the steps of
+        the encoders before this one (their draws are distinct)."""
+        cfg = trainer.config
+        for step, idx in batch_indices(len(subset), batch_size, order_seed, "context", start, total):
+            lo, hi, gen = trainer._step_begin("context", offset + step, idx)
+            idx = subset[idx]
+            noise = context_noise(len(idx), gen)
+            weight = (hi - lo) / len(idx)
+            if hi == lo:  # more ranks than samples: take part in the gradient average with zero weight
+                lo, hi, weight = 0, 1, 0.0
+            batch = _augment(frames.index(idx[lo:hi]), noise.flip_u[lo:hi], cfg.flip_augment).to(trainer.device)
+            out = encoder(batch.inputs)
+            loss = mpjpe_loss(out.pose, batch.poses)
+            if cfg.z_nll_weight > 0:
+                loss = loss + cfg.z_nll_weight * depth_nll_loss(out.pose[..., 2], out.log_sigma_z,
+                                                                batch.poses[..., 2])
+            yield step, loss, weight
+
+    def diffusion_steps(self, trainer: "Trainer", frames: FrameSet, denoiser, batch_size: int, backend: str,
+                        start: int, total: int):
+        """Stage 2: each frame conditioned on the frozen encoder that did not see it (fold 0's when K = 1)."""
+        cfg, model = trainer.config, trainer.model
+        num_joints = frames.inputs.shape[1]
+        for step, idx in batch_indices(len(frames), batch_size, trainer.seed, "diffusion", start, total):
+            lo, hi, gen = trainer._step_begin("diffusion", step, idx)
+            noise = diffusion_noise(len(idx), cfg, num_joints, frames.heatmaps is not None, gen)
+            weight = (hi - lo) / len(idx)
+            if hi == lo:
+                lo, hi, weight = 0, 1, 0.0
+            noise = noise.rows(lo, hi)
+            batch = _augment(frames.index(idx[lo:hi]), noise.flip_u, cfg.flip_augment).to(trainer.device)
+            with torch.no_grad():
+                context = model.encode_out_of_fold(batch, trainer.folds[idx[lo:hi]] if trainer.folds is not None
+                                                   else torch.zeros(hi - lo, dtype=torch.long))
+            yield step, diffusion_batch_loss(model, denoiser, batch, context, noise, backend, trainer.device), weight
+
+
 class Trainer:
     """Runs the two stages on a DiffPoseModel. ``ema`` covers the whole model (encoder and denoiser).
 
     dist: the distributed context (None: one process). checkpoint_dir / checkpoint_every: write a checkpoint
     (rank 0 only) every that many optimiser steps, counted over both stages, and at the end of each stage.
+    stages: what one step of each stage computes (``FrameStages``, the default, or ``video.training.VideoStages``).
     """
 
     def __init__(self, model: DiffPoseModel, seed: int, device: torch.device, progress: bool = True, *,
                  dist: Optional[dist_utils.DistContext] = None, backend: str = "auto",
                  checkpoint_dir: Optional[str | Path] = None, checkpoint_every: Optional[int] = None,
-                 keep_checkpoints: Optional[int] = None):
+                 keep_checkpoints: Optional[int] = None, stages: Optional[FrameStages] = None):
         self.model = model
+        self.stages = FrameStages() if stages is None else stages
         self.config = model.config
         self.seed = seed
         self.device = device
@@ -223,6 +280,7 @@ class Trainer:
         if self.checkpoint_dir is not None or resume is not None:
             self.run = run_description(self.config, self.seed, frames, context_steps, diffusion_steps, batch_size,
                                        folds)
+            self.run.update(self.stages.describe())
         stage, start = "context", 0
         if resume is not None:
             resume.check_run(self.run)
@@ -337,20 +395,10 @@ class Trainer:
                 wrapped = dist_utils.wrap(encoder, self.dist, find_unused_parameters=cfg.z_nll_weight == 0)
                 # fold 0 draws the batch order of the single-encoder run; fold k > 0 a stream of its own
                 order_seed = self.seed if k == 0 else derived_seed(self.seed, "context", -7_000_003 * k)
-                for step, idx in batch_indices(len(subset), batch_size, order_seed, "context", local_start, n):
+                steps = self.stages.context_steps(self, frames, wrapped, subset, batch_size, order_seed, k * n,
+                                                  local_start, n)
+                for step, loss, weight in steps:
                     g = k * n + step
-                    lo, hi, gen = self._step_begin("context", g, idx)
-                    idx = subset[idx]
-                    noise = context_noise(len(idx), gen)
-                    weight = (hi - lo) / len(idx)
-                    if hi == lo:  # more ranks than samples: take part in the gradient average with zero weight
-                        lo, hi, weight = 0, 1, 0.0
-                    batch = _augment(frames.index(idx[lo:hi]), noise.flip_u[lo:hi], cfg.flip_augment).to(self.device)
-                    out = wrapped(batch.inputs)
-                    loss = mpjpe_loss(out.pose, batch.poses)
-                    if cfg.z_nll_weight > 0:
-                        loss = loss + cfg.z_nll_weight * depth_nll_loss(out.pose[..., 2], out.log_sigma_z,
-                                                                        batch.poses[..., 2])
                     losses.append(self._optimise("context", step, loss, weight, params, opt, sched))
                     bar.set_postfix(loss=f"{losses[-1]:.4f}", encoder=f"{k + 1}/{k_folds}")
                     bar.update(1)
@@ -394,20 +442,9 @@ class Trainer:
         model.denoiser.train()
         denoiser = dist_utils.wrap(model.denoiser, self.dist)
         losses = self.losses["diffusion"]
-        num_joints = frames.inputs.shape[1]
         with self._bar(total_steps, start_step, "stage 2: diffusion model") as bar:
-            for step, idx in batch_indices(len(frames), batch_size, self.seed, "diffusion", start_step, total_steps):
-                lo, hi, gen = self._step_begin("diffusion", step, idx)
-                noise = diffusion_noise(len(idx), cfg, num_joints, frames.heatmaps is not None, gen)
-                weight = (hi - lo) / len(idx)
-                if hi == lo:
-                    lo, hi, weight = 0, 1, 0.0
-                noise = noise.rows(lo, hi)
-                batch = _augment(frames.index(idx[lo:hi]), noise.flip_u, cfg.flip_augment).to(self.device)
-                with torch.no_grad():
-                    context = model.encode_out_of_fold(batch, self.folds[idx[lo:hi]] if self.folds is not None
-                                                       else torch.zeros(hi - lo, dtype=torch.long))
-                loss = diffusion_batch_loss(model, denoiser, batch, context, noise, backend, self.device)
+            for step, loss, weight in self.stages.diffusion_steps(self, frames, denoiser, batch_size, backend,
+                                                                  start_step, total_steps):
                 losses.append(self._optimise("diffusion", step, loss, weight, params, opt, sched))
                 self._maybe_save("diffusion", step + 1, opt, sched, stage_end=False)
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")

@@ -2,7 +2,8 @@
 
     windows       plan_windows / WindowPlan: cut a sequence of any length into F-frame windows, stitch back
     inference     sample_video: windows -> encoder (flip TTA) -> per-frame f_ST -> per-frame DiffPose sampler
-    training      VideoTrainer: stage 1 (position + velocity + temporal consistency) and stage 2 on windows
+    training      VideoStages: stage 1 (position + velocity + temporal consistency) and stage 2 on windows, the
+                  steps that training.Trainer runs for mode "video"
     mixste        load_mixste: MixSTE2's released parameter layout into the VideoContextEncoder (weights only)
 
 The public entry point is ``DiffPoseLifter(mode="video", frames=243[, causal=True])``; see docs/video.md.

@@ -10,23 +10,25 @@ stage 2  windows -> frozen encoder (with flip TTA, as at test time) -> every fra
 
 A step draws ``max(1, round(batch_size / F))`` windows: a sequence with probability proportional to its length,
 a start uniform in [0, T - F] (a sequence shorter than F is one edge-padded window whose padded frames are left out
-of every loss). Flip augmentation mirrors whole windows. Randomness comes from (seed, stage, step) as in the
-frame trainer, so a run is reproducible step by step.
+of every loss). Flip augmentation mirrors whole windows. The steps run inside the one ``training.Trainer``
+(``VideoStages``), so video training has the frame model's optimiser, schedule, EMA, checkpoints, bit-exact
+resume and torchrun: its randomness comes from (seed, stage, step) and dropout is re-seeded at every step. Under
+torchrun each rank takes a contiguous share of the step's windows, weighted by its share of their real frames
+(exact for the position and depth terms, whose means run over frames; the velocity and consistency terms
+average over frame pairs, a share that differs from it only by the windows' padding).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from ..data.skeleton import NUM_JOINTS
-from ..distribution.depth import DepthHistogram
-from ..training.ema import EMA
 from ..data.frames import FrameSet
+from ..training.checkpoint import data_sha256
 from ..training.losses import depth_nll_loss
 from ..training.step_noise import diffusion_noise
-from ..training.trainer import cosine_lr, derived_generator, diffusion_batch_loss, ema_decay_at
+from ..training.trainer import FrameStages, diffusion_batch_loss
 from .inference import encode_windows
 
 VELOCITY_WEIGHT = 2.0      # MixSTE
@@ -89,137 +91,89 @@ def _mirror_windows(frames: FrameSet, flip: torch.Tensor) -> FrameSet:
     return FrameSet(*fields)
 
 
-class VideoTrainer:
-    """Runs the two stages on a DiffPoseModel with a VideoContextEncoder; ``ema`` covers the whole model.
+class VideoStages(FrameStages):
+    """The video model's steps for ``training.Trainer``: windows of config.frames frames (module docstring).
 
     Args:
-        model: DiffPoseModel built with config.mode == "video".
-        seed: derives every random draw.
-        device: where training runs.
-        progress: progress bars.
-        lengths: frames of each training sequence, in the order of the FrameSet passed to the stages.
+        lengths: frames of each training sequence, in the order of the FrameSet given to ``Trainer.fit``.
         velocity_weight, consistency_weight: stage 1's loss weights (MixSTE's 2.0 and 0.5).
         flip_test: condition stage 2 on flip-averaged encoder outputs (as inference does by default).
     """
 
-    def __init__(self, model, seed: int, device: torch.device, progress: bool = True, *,
-                 lengths: Sequence[int], velocity_weight: float = VELOCITY_WEIGHT,
+    name = "video"
+
+    def __init__(self, lengths: Sequence[int], *, velocity_weight: float = VELOCITY_WEIGHT,
                  consistency_weight: float = CONSISTENCY_WEIGHT, flip_test: bool = True):
-        if model.config.mode != "video":
-            raise ValueError(f"VideoTrainer: the model's config.mode must be 'video', got {model.config.mode!r}")
-        self.model = model
-        self.config = model.config
-        self.seed = seed
-        self.device = device
-        self.progress = progress
         self.lengths = [int(n) for n in lengths]
         if not self.lengths or min(self.lengths) < 1:
-            raise ValueError(f"VideoTrainer: lengths must be positive frame counts, got {list(lengths)[:5]}")
+            raise ValueError(f"VideoStages: lengths must be positive frame counts, got {list(lengths)[:5]}")
         self.velocity_weight = float(velocity_weight)
         self.consistency_weight = float(consistency_weight)
         self.flip_test = bool(flip_test)
-        self.ema = EMA(model, self.config.ema_decay)
-        self.raw_encoders: dict[str, torch.Tensor] = {}  # the encoder's raw weights once its EMA is frozen in
 
-    def fit(self, frames: FrameSet, context_steps: int, diffusion_steps: int, batch_size: int,
-            resume=None) -> dict[str, list[float]]:
-        """Stage 1 then stage 2: {"context": [loss per step], "diffusion": [loss per step]}."""
-        if resume is not None:
-            raise NotImplementedError("VideoTrainer: resuming a video training run is not supported yet; "
-                                      "train without resume")
-        history = {"context": self.train_context(frames, context_steps, batch_size)}
-        history["diffusion"] = self.train_diffusion(frames, diffusion_steps, batch_size)
-        return history
+    def describe(self) -> dict[str, Any]:
+        return {"stages": self.name, "lengths_sha256": data_sha256(torch.tensor(self.lengths)),
+                "velocity_weight": self.velocity_weight, "consistency_weight": self.consistency_weight,
+                "flip_test": self.flip_test}
 
-    def _check(self, frames: FrameSet) -> None:
+    def _check(self, trainer, frames: FrameSet) -> None:
+        if trainer.config.mode != "video":
+            raise ValueError(f"VideoStages: the model's config.mode must be 'video', got {trainer.config.mode!r}")
         if len(frames) != sum(self.lengths):
-            raise ValueError(f"VideoTrainer: the FrameSet has {len(frames)} frames but lengths sum to "
+            raise ValueError(f"VideoStages: the FrameSet has {len(frames)} frames but lengths sum to "
                              f"{sum(self.lengths)}")
 
-    def _windows_per_step(self, batch_size: int) -> int:
-        return max(1, round(batch_size / self.config.frames))
+    def _batch(self, trainer, frames: FrameSet, stage: str, step: int, batch_size: int):
+        """This rank's windows of the step: (generator, batch [w F frames], valid [w, F], w, F, weight, rows),
+        rows = (first, end, total): this rank's real frames are rows first..end-1 of the step's ``total`` real
+        frames (all windows, window-major)."""
+        f = trainer.config.frames
+        count = max(1, round(batch_size / f))
+        lo, hi, gen = trainer._step_begin(stage, step, torch.arange(count))
+        idx, valid = sample_windows(self.lengths, f, count, gen)
+        flip = torch.rand(count, generator=gen) < 0.5 if trainer.config.flip_augment else None
+        if hi == lo:  # more ranks than windows: take part in the gradient average with zero weight
+            lo, hi, weight = 0, 1, 0.0
+        else:
+            weight = float(valid[lo:hi].sum()) / float(valid.sum())
+        rows = (int(valid[:lo].sum()), int(valid[:hi].sum()), int(valid.sum()))
+        batch = frames.index(idx[lo:hi].reshape(-1))
+        if flip is not None:
+            batch = _mirror_windows(batch, flip[lo:hi])
+        return gen, batch.to(trainer.device), valid[lo:hi].to(trainer.device), hi - lo, f, weight, rows
 
-    def _batch(self, frames: FrameSet, stage: str, step: int, batch_size: int):
-        gen = derived_generator(self.seed, stage, step)
-        w, f = self._windows_per_step(batch_size), self.config.frames
-        idx, valid = sample_windows(self.lengths, f, w, gen)
-        batch = frames.index(idx.reshape(-1))
-        if self.config.flip_augment:
-            batch = _mirror_windows(batch, torch.rand(w, generator=gen) < 0.5)
-        return gen, batch.to(self.device), valid.to(self.device), w, f
-
-    def _bar(self, total: int, desc: str):
-        return tqdm(total=total, desc=desc, disable=not self.progress, leave=False, dynamic_ncols=True)
-
-    # ------------------------------------------------------------------------------------------ stage 1
-    def train_context(self, frames: FrameSet, total_steps: int, batch_size: int) -> list[float]:
-        self._check(frames)
-        cfg, model = self.config, self.model
-        model.depth_histogram = DepthHistogram.fit(frames.poses, cfg.z_histogram_bins)
-        params = list(model.encoder.parameters())
-        opt = torch.optim.AdamW(params, lr=cfg.context_lr, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_lr(total_steps))
-        model.encoder.train()
-        losses: list[float] = []
-        with self._bar(total_steps, "stage 1: video context encoder") as bar:
-            for step in range(total_steps):
-                _, batch, valid, w, f = self._batch(frames, "context", step, batch_size)
-                out = model.encoder(batch.inputs.view(w, f, NUM_JOINTS, -1))
-                target = batch.poses.view(w, f, NUM_JOINTS, 3)
-                loss = masked_mpjpe(out.pose, target, valid)
-                if f > 1:
-                    loss = loss + self.velocity_weight * velocity_loss(out.pose, target, valid)
-                    loss = loss + self.consistency_weight * temporal_consistency_loss(out.pose, valid)
-                if cfg.z_nll_weight > 0:
-                    keep = valid.reshape(-1)
-                    loss = loss + cfg.z_nll_weight * depth_nll_loss(
-                        out.pose[..., 2].reshape(-1, NUM_JOINTS)[keep],
-                        out.log_sigma_z.reshape(-1, NUM_JOINTS)[keep], batch.poses[..., 2][keep])
-                losses.append(self._optimise(step, loss, params, opt, sched))
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-                bar.update(1)
-        self.raw_encoders = {f"encoder.{k}": v.detach().clone() for k, v in model.encoder.state_dict().items()}
-        encoder_state = {k[len("encoder."):]: v for k, v in self.ema.shadow.items() if k.startswith("encoder.")}
-        model.encoder.load_state_dict(encoder_state)
-        model.encoder.eval()
-        for p in model.encoder.parameters():
-            p.requires_grad_(False)
-        return losses
-
-    def _optimise(self, step: int, loss: torch.Tensor, params, opt, sched) -> float:
-        """One optimiser step (clipped gradients, LR schedule) and the EMA update; returns the loss."""
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
-        opt.step()
-        sched.step()
-        self.ema.decay = ema_decay_at(step, self.config.ema_decay)
-        self.ema.update(self.model)
-        return loss.item()
-
-    # ------------------------------------------------------------------------------------------ stage 2
-    def train_diffusion(self, frames: FrameSet, total_steps: int, batch_size: int,
-                        backend: str = "auto") -> list[float]:
-        self._check(frames)
-        cfg, model = self.config, self.model
-        params = list(model.denoiser.parameters())
-        opt = torch.optim.AdamW(params, lr=cfg.diffusion_lr, weight_decay=cfg.weight_decay)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine_lr(total_steps))
-        model.encoder.eval()
-        model.denoiser.train()
-        losses: list[float] = []
-        with self._bar(total_steps, "stage 2: diffusion model (video)") as bar:
-            for step in range(total_steps):
-                gen, batch, valid, w, f = self._batch(frames, "diffusion", step, batch_size)
+    def context_steps(self, trainer, frames: FrameSet, encoder, subset: torch.Tensor, batch_size: int,
+                      order_seed: int, offset: int, start: int, total: int):
+        self._check(trainer, frames)
+        cfg = trainer.config
+        for step in range(start, total):
+            _, batch, valid, w, f, weight, _ = self._batch(trainer, frames, "context", offset + step, batch_size)
+            out = encoder(batch.inputs.view(w, f, NUM_JOINTS, -1))
+            target = batch.poses.view(w, f, NUM_JOINTS, 3)
+            loss = masked_mpjpe(out.pose, target, valid)
+            if f > 1:
+                loss = loss + self.velocity_weight * velocity_loss(out.pose, target, valid)
+                loss = loss + self.consistency_weight * temporal_consistency_loss(out.pose, valid)
+            if cfg.z_nll_weight > 0:
                 keep = valid.reshape(-1)
-                with torch.no_grad():
-                    ctx = encode_windows(model.encoder, batch.inputs.view(w, f, NUM_JOINTS, -1), self.flip_test)
-                    ctx = type(ctx)(*(c.reshape(w * f, *c.shape[2:])[keep] for c in ctx))  # real frames only
-                    part = batch.index(keep.nonzero().squeeze(1))
-                    noise = diffusion_noise(len(part), cfg, NUM_JOINTS, part.heatmaps is not None, gen)
-                loss = diffusion_batch_loss(model, model.denoiser, part, ctx, noise, backend, self.device)
-                losses.append(self._optimise(step, loss, params, opt, sched))
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-                bar.update(1)
-        model.denoiser.eval()
-        return losses
+                loss = loss + cfg.z_nll_weight * depth_nll_loss(
+                    out.pose[..., 2].reshape(-1, NUM_JOINTS)[keep],
+                    out.log_sigma_z.reshape(-1, NUM_JOINTS)[keep], batch.poses[..., 2][keep])
+            yield step, loss, weight
+
+    def diffusion_steps(self, trainer, frames: FrameSet, denoiser, batch_size: int, backend: str,
+                        start: int, total: int):
+        self._check(trainer, frames)
+        cfg, model = trainer.config, trainer.model
+        for step in range(start, total):
+            gen, batch, valid, w, f, weight, (first, end, total) = self._batch(trainer, frames, "diffusion", step,
+                                                                               batch_size)
+            keep = valid.reshape(-1)
+            with torch.no_grad():
+                ctx = encode_windows(model.encoder, batch.inputs.view(w, f, NUM_JOINTS, -1), self.flip_test)
+                ctx = type(ctx)(*(c.reshape(w * f, *c.shape[2:])[keep] for c in ctx))  # real frames only
+                part = batch.index(keep.nonzero().squeeze(1))
+                # drawn for the real frames of all the step's windows, then this rank's rows: any number of
+                # ranks draws what one process draws
+                noise = diffusion_noise(total, cfg, NUM_JOINTS, part.heatmaps is not None, gen).rows(first, end)
+            yield step, diffusion_batch_loss(model, denoiser, part, ctx, noise, backend, trainer.device), weight
