@@ -388,47 +388,33 @@ class DiffPoseLifter:
         equals the one-process report exactly.
         """
         from . import metrics
+        from .evaluation import POSE_METRICS, ErrorAccumulator
 
         sequences = _check_sequences(sequences, "evaluate", require_valid=True)
         sampler = self.config.sampler if sampler is None else sampler
         _, num_samples, steps = self._sampling_args(sampler, num_samples, None if sampler == "ddpm" else steps)
-        per_frame: dict[str, list[np.ndarray]] = {"mpjpe": [], "p_mpjpe": [], "n_mpjpe": []}
-        labels: list[Optional[str]] = []
-        velocity: list[np.ndarray] = []  # MPJVE per pair of consecutive valid frames
         gen = generator if generator is not None else torch.Generator().manual_seed(self.seed)
         from .training.distributed import predict_sequences  # under torchrun: each rank predicts its share
 
         predicted = predict_sequences(self, sequences, gen, sampler=sampler, num_samples=num_samples,
                                       steps=None if sampler == "ddpm" else steps,
                                       smoothing=self._smoothing_frames(smoothing, "evaluate"))
-        spreads, joint_errors = [], []
+        acc = ErrorAccumulator()
+        n_eff = 1 if sampler == "context" else num_samples
         for seq, (poses_3d, std, calibrated) in zip(sequences, predicted):
-            gt = seq.root_relative_poses()
-            keep = np.ones(seq.num_frames, bool) if seq.valid is None else np.asarray(seq.valid, bool)
-            for name in per_frame:
-                per_frame[name].append(getattr(metrics, name)(poses_3d[keep], gt[keep], reduce="none"))
-            spreads.append(np.asarray(std if calibrated is None else calibrated, np.float64)[keep])  # one kind
-            joint_errors.append(np.linalg.norm(np.asarray(poses_3d, np.float64)[keep] - gt[keep], axis=-1))
-            labels += [seq.action] * int(keep.sum())
-            if seq.num_frames >= 2:
-                velocity.append(metrics.mpjve(poses_3d, gt, reduce="none")[keep[1:] & keep[:-1]])
-        errors = {k: np.concatenate(v) * metrics.MM_PER_M for k, v in per_frame.items()}
-        report: dict[str, Any] = {"frames": int(errors["mpjpe"].size), "sampler": sampler,
+            acc.add(seq, seq.action, poses_3d, std=std, calibrated_std=calibrated, num_hypotheses=n_eff)
+        report: dict[str, Any] = {"frames": acc.frames, "sampler": sampler,
                                   "num_samples": 1 if sampler == "context" else num_samples}
-        report.update({f"{k}_mm": float(v.mean()) for k, v in errors.items()})
-        pairs = np.concatenate(velocity) if velocity else np.zeros(0)
-        report["mpjve_mm"] = float(pairs.mean() * metrics.MM_PER_M) if pairs.size else float("nan")
-        calibrated = all(c is not None for _, _, c in predicted)
-        if calibrated or report["num_samples"] > 1:
-            from .uncertainty import uncertainty_report
-
-            report["uncertainty"] = {"std": "calibrated" if calibrated else "raw",
-                                     **uncertainty_report(np.concatenate(spreads), np.concatenate(joint_errors))}
-        if all(label is not None for label in labels):
+        report.update({f"{k}_mm": float(acc.frame_errors(k).mean()) for k in POSE_METRICS})
+        report["mpjve_mm"] = acc.mpjve_mm()
+        uncertainty = acc.uncertainty()
+        if uncertainty is not None:
+            report["uncertainty"] = uncertainty
+        if all(label is not None for label in acc.labels):
             from .data.h36m import normalize_action_name   # "TakingPhoto 1" and "Photo 2" are one group
 
-            names = [normalize_action_name(a).split(" ")[0] for a in labels]
-            groups = {k: metrics.errors_by_group(v, names) for k, v in errors.items()}
+            names = [normalize_action_name(a).split(" ")[0] for a in acc.labels]
+            groups = {k: acc.grouped(k, names) for k in POSE_METRICS}
             report["action_wise"] = {f"{k}_mm": metrics.action_wise_mean(g) for k, g in groups.items()}
             report["per_action"] = {a: {f"{k}_mm": float(groups[k][a].mean()) for k in groups}
                                     for a in groups["mpjpe"]}

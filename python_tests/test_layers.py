@@ -13,7 +13,7 @@ LAYERS = [
     {"models", "distribution", "metrics", "uncertainty", "export", "viz", "trajectory"},
     {"inference"},
     {"training"},
-    {"video", "baselines"},
+    {"video", "baselines", "evaluation"},
     {"streaming"},
     {"lifter"},
     {"protocols"},

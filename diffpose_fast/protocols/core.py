@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import metrics as M
 from ..data.h36m import ACTIONS, action_group
+from ..evaluation import HYPOTHESIS_METRICS, POSE_METRICS, ErrorAccumulator
 from ..data.sequence import PoseSequence
 from ..data.skeleton import flip_permutation, mirror
 
@@ -20,8 +21,6 @@ __all__ = ["AVERAGE_LABELS", "METRIC_LABELS", "POSE_METRICS", "HYPOTHESIS_METRIC
            "predict_with_flip", "evaluate_sequences", "load_lifter"]
 
 AVERAGE_LABELS = {"action_wise": "action-wise (paper)", "frame_wise": "frame-wise"}
-POSE_METRICS = ("mpjpe", "p_mpjpe", "n_mpjpe")
-HYPOTHESIS_METRICS = ("p_best", "j_best", "p_agg", "j_agg")
 METRIC_LABELS = {"mpjpe": "MPJPE", "p_mpjpe": "P-MPJPE", "n_mpjpe": "N-MPJPE", "mpjve": "MPJVE",
                  "p_best": "P-Best", "j_best": "J-Best", "p_agg": "P-Agg", "j_agg": "J-Agg"}
 GROUPINGS = ("action", "sequence", "subject")
@@ -214,15 +213,8 @@ def evaluate_sequences(lifter, sequences: Sequence[PoseSequence], *, sampler: st
     labels_all = [_group_label(seq, per, i) for i, seq in enumerate(sequences)]
     gen = _default_generator(lifter, generator)
 
-    errors: dict[str, list[np.ndarray]] = {m: [] for m in POSE_METRICS + HYPOTHESIS_METRICS}
-    labels: list[str] = []
-    velocity: list[np.ndarray] = []
-    velocity_labels: list[str] = []
-    hypotheses: Optional[int] = None
-    spreads: list[np.ndarray] = []       # per-joint std of the valid frames [F, 17] (calibrated when there is one)
-    joint_errors: list[np.ndarray] = []  # per-joint error of the mean pose [F, 17], metres
-    spread_kind = None
     use_jagg = all(_can_reproject(s) for s in sequences)
+    acc = ErrorAccumulator(hypothesis_metrics=True, j_agg=use_jagg)
     iterator = zip(sequences, labels_all)
     if progress:
         from tqdm.auto import tqdm
@@ -231,53 +223,22 @@ def evaluate_sequences(lifter, sequences: Sequence[PoseSequence], *, sampler: st
     for seq, label in iterator:
         res = predict_with_flip(lifter, seq, sampler=sampler, num_samples=num_samples, steps=steps,
                                 flip_tta=flip_tta, generator=gen)
-        pred = M.root_relative(res.poses_3d)
-        samples = M.root_relative(res.samples)
-        if hypotheses is None:
-            hypotheses = int(samples.shape[0])
-        gt = M.root_relative(seq.poses_3d)
-        keep = np.ones(seq.num_frames, bool) if seq.valid is None else np.asarray(seq.valid, bool)
-        if keep.any():
-            for m in POSE_METRICS:
-                errors[m].append(getattr(M, m)(pred[keep], gt[keep], reduce="none") * M.MM_PER_M)
-            labels += [label] * int(keep.sum())
-            kind = "raw" if res.calibrated_std is None else "calibrated"
-            if spread_kind is None:
-                spread_kind = kind
-            if kind == spread_kind and (hypotheses > 1 or kind == "calibrated"):
-                spreads.append(np.asarray(res.std if kind == "raw" else res.calibrated_std, np.float64)[keep])
-                joint_errors.append(np.linalg.norm(pred[keep] - gt[keep], axis=-1))
-            if hypotheses > 1:
-                for m in ("p_best", "j_best", "p_agg"):
-                    errors[m].append(getattr(M, m)(samples[:, keep], gt[keep], reduce="none") * M.MM_PER_M)
-                if use_jagg:
-                    root = np.asarray(seq.poses_3d, np.float64)[keep][:, :1]
-                    errors["j_agg"].append(M.j_agg(samples[:, keep], gt[keep], seq.keypoints_2d[keep],
-                                                   camera=seq.camera, root_trajectory=root,
-                                                   reduce="none") * M.MM_PER_M)
-        if seq.num_frames >= 2:
-            pairs = keep[1:] & keep[:-1]
-            if pairs.any():
-                velocity.append(M.mpjve(pred, gt, reduce="none")[pairs] * M.MM_PER_M)
-                velocity_labels += [label] * int(pairs.sum())
+        acc.add(seq, label, res.poses_3d, samples=res.samples, std=res.std, calibrated_std=res.calibrated_std)
+    labels, hypotheses = acc.labels, acc.hypotheses
     if not labels:
         raise ValueError("evaluate_sequences: no valid frame in any sequence")
 
     order = _group_order(labels, per)
-    present = [m for m in POSE_METRICS if errors[m]]
-    if hypotheses is not None and hypotheses > 1:
-        present += [m for m in ("p_best", "j_best", "p_agg") if errors[m]]
-        if use_jagg:
-            present.append("j_agg")
-    grouped = {m: M.errors_by_group(np.concatenate(errors[m]), labels) for m in present}
+    present = acc.present()
+    grouped = {m: acc.grouped(m) for m in present}
     frames = {g: int(grouped["mpjpe"][g].size) for g in order}
     per_group = {m: {g: float(grouped[m][g].mean()) for g in order} for m in present}
     action_wise = {m: M.action_wise_mean({g: grouped[m][g] for g in order}) for m in present}
     frame_wise = {m: M.frame_wise_mean(grouped[m]) for m in present}
     notes = []
     velocity_pairs = {g: 0 for g in order}
-    if velocity:
-        vel = M.errors_by_group(np.concatenate(velocity), velocity_labels)
+    if acc.velocity:
+        vel = acc.grouped("mpjve")
         velocity_pairs.update({g: int(v.size) for g, v in vel.items()})
         per_group["mpjve"] = {g: (float(vel[g].mean()) if g in vel else None) for g in order}
         action_wise["mpjve"] = M.action_wise_mean(vel)
@@ -302,11 +263,9 @@ def evaluate_sequences(lifter, sequences: Sequence[PoseSequence], *, sampler: st
         "total_frames": int(len(labels)), "per_group": per_group, "action_wise": action_wise,
         "frame_wise": frame_wise, "average_labels": dict(AVERAGE_LABELS), "notes": notes,
     }
-    if spreads:
-        from ..uncertainty import uncertainty_report
-
-        report["uncertainty"] = {"std": spread_kind, **uncertainty_report(np.concatenate(spreads),
-                                                                         np.concatenate(joint_errors))}
+    uncertainty = acc.uncertainty()
+    if uncertainty is not None:
+        report["uncertainty"] = uncertainty
     if per == "action":
         report["missing_actions"] = [a for a in ACTIONS if a not in frames]
         if report["missing_actions"]:
