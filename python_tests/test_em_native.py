@@ -351,7 +351,7 @@ def test_cuda_entry_points_check_sizes_before_touching_the_gpu():
 
 
 # ---------------------------------------------------------------------------------------- small D (CPU fast path)
-# D = 1..4 runs a specialised CPU path (csrc/gmm_cpu.cpp, small_*): SIMD over samples padded to the vector
+# D = 1..4 runs a specialised CPU path (csrc/gmm/gmm_cpu.cpp, small_*): SIMD over samples padded to the vector
 # width, so n is chosen below, at and above one vector (8 floats / 4 doubles) and not a multiple of it.
 @pytest.mark.parametrize("cov", COVS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])

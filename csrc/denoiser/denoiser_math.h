@@ -1,5 +1,5 @@
 // Per-pose math of the fused GCN-Attention denoiser, shared by the CPU kernel (denoiser_cpu.cpp) and the CUDA
-// kernel (kernels/denoiser/denoiser_block.cu): one definition of LayerNorm, exact-erf GELU, the sparse A_hat
+// kernel (csrc/denoiser/denoiser_block.cu): one definition of LayerNorm, exact-erf GELU, the sparse A_hat
 // mix, and the 17-token attention of one head, so the CPU build (and its tests) checks the math the GPU runs.
 //
 // Contract (all float32, row-major, one pose = J rows):

@@ -1,7 +1,7 @@
-# The fused-denoiser module `diffpose_fast_denoiser_native` (csrc/denoiser, kernels/denoiser), included from the
+# The fused-denoiser module `diffpose_fast_denoiser_native` (csrc/denoiser: CPU and CUDA), included from the
 # top-level CMakeLists.txt after the main module is configured: it reuses _dpf_with_cuda, DIFFPOSE_FAST_CPU_FLAGS
 # and OpenMP from there. A separate module so that older builds of `diffpose_fast_native` stay valid and the
-# Python side can say why the fast path is missing (diffpose_fast/fast/fused_denoiser.py::why_not).
+# Python side can say why the fast path is missing (diffpose_fast/ops/denoiser/fused.py::why_not).
 pybind11_add_module(diffpose_fast_denoiser_native MODULE
   ${CMAKE_CURRENT_LIST_DIR}/module_denoiser.cpp
   ${CMAKE_CURRENT_LIST_DIR}/denoiser_cpu.cpp)
@@ -16,7 +16,7 @@ if(OpenMP_CXX_FOUND)
   target_link_libraries(diffpose_fast_denoiser_native PRIVATE OpenMP::OpenMP_CXX)
 endif()
 if(_dpf_with_cuda)
-  target_sources(diffpose_fast_denoiser_native PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../../kernels/denoiser/denoiser_block.cu)
+  target_sources(diffpose_fast_denoiser_native PRIVATE ${CMAKE_CURRENT_LIST_DIR}/denoiser_block.cu)
   set_target_properties(diffpose_fast_denoiser_native PROPERTIES
     CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}" CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON
     CUDA_RUNTIME_LIBRARY Static)

@@ -1,5 +1,5 @@
 // Batched Gaussian-mixture EM on raw buffers: the contract shared by the CPU kernels, the CUDA launchers
-// and the pybind11 bindings. Semantics: diffpose_fast/ops/gmm/reference.py (and kernels/gmm_math.cuh).
+// and the pybind11 bindings. Semantics: diffpose_fast/ops/gmm/reference.py (and csrc/gmm/gmm_math.cuh).
 //
 // Every array is contiguous, row-major, of the element type T (float or double) unless noted:
 //   samples   [B, n, D]
@@ -41,7 +41,7 @@ void em_m_step_cpu(const T* samples, const T* resp, const T* reg, Sizes s, T* we
 int resolve_threads(int num_threads);
 
 #ifdef DIFFPOSE_FAST_WITH_CUDA
-// CUDA launchers (kernels/gmm_em.cu). All pointers are device pointers; `stream` is a cudaStream_t.
+// CUDA launchers (csrc/gmm/gmm_em.cu). All pointers are device pointers; `stream` is a cudaStream_t.
 // `workspace` must hold em_workspace_bytes_cuda(...) bytes (allocated by the caller, e.g. with torch, so
 // that CUDA graphs capture no allocation). Return an error string, empty on success.
 enum class Mode : int { Fit = 0, EStep = 1, MStep = 2 };

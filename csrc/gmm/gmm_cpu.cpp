@@ -1,5 +1,5 @@
 // Batched GMM EM on the CPU: OpenMP over the B mixtures (one mixture per loop iteration, each thread with
-// its own scratch), SIMD inside a mixture. The per-GMM formulas come from kernels/gmm_math.cuh, shared with
+// its own scratch), SIMD inside a mixture. The per-GMM formulas come from csrc/gmm/gmm_math.cuh, shared with
 // the CUDA kernel; this file holds the CPU's loop structure:
 //   E step: per tile of kTile samples (transposed once to [D, kTile]) and per component, the deviations are
 //           solved against the Cholesky factor by forward_solve_blocked (SIMD across the tile's samples, 4 rows

@@ -6,7 +6,7 @@
 //   E step   Cholesky of each component by one warp (cholesky_lower with __syncwarp), then one thread per
 //            sample: deviations into the thread's column of a [D, kThreads] scratch, forward_solve<T, 1>,
 //            log_normalize over the components; the mean log-likelihood by a block reduction.
-// Per-GMM formulas: kernels/gmm_math.cuh, shared with the CPU kernel (csrc/gmm_cpu.cpp).
+// Per-GMM formulas: csrc/gmm/gmm_math.cuh, shared with the CPU kernel (csrc/gmm/gmm_cpu.cpp).
 //
 // Memory: the small arrays, means, covariances/factors, the solve scratch, the responsibilities and the
 // samples are placed in dynamic shared memory in that order of priority while they fit under a budget of

@@ -1,6 +1,6 @@
 // Per-GMM math of the batched EM, written once for host (g++) and device (nvcc) code.
 //
-// The CPU kernel (csrc/gmm_cpu.cpp) and the CUDA kernel (kernels/gmm_em.cu) both call these helpers, so the
+// The CPU kernel (csrc/gmm/gmm_cpu.cpp) and the CUDA kernel (csrc/gmm/gmm_em.cu) both call these helpers, so the
 // CPU tests exercise the Cholesky with its pivot floor, the triangular solve, the Gaussian constants, the
 // log-sum-exp normalisation and the M-step finalisation that the GPU runs. The semantics are those of
 // diffpose_fast/ops/gmm/reference.py (scikit-learn compatible):

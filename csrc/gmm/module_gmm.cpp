@@ -236,7 +236,7 @@ py::dict build_info() {
 }  // namespace
 
 PYBIND11_MODULE(diffpose_fast_native, m) {
-  m.doc() = "diffpose_fast native kernels (raw buffers; see csrc/gmm.h for the contract)";
+  m.doc() = "diffpose_fast native kernels (raw buffers; see csrc/gmm/gmm.h for the contract)";
   m.attr("ABI_VERSION") = kAbiVersion;
   m.def("build_info", &build_info, "What was compiled: CUDA and its architectures, OpenMP, compiler, build type.");
 

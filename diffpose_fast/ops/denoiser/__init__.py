@@ -3,7 +3,7 @@ through the compiled module (C++/OpenMP on CPU, one CUDA kernel on GPU) or plain
 
     FusedDenoiser(model)(h [B, J, 3], context [B, J, C], k) -> x0_hat [B, J, 3]
 
-Reference: ``models.denoiser.GCNAttentionDenoiser.forward``; CPU: csrc/denoiser/; CUDA: kernels/denoiser/.
+Reference: ``models.denoiser.GCNAttentionDenoiser.forward``; CPU and CUDA: csrc/denoiser/.
 """
 from .fused import FusedDenoiser
 

@@ -3,7 +3,7 @@
 ``FusedDenoiser(model)`` packs the model's weights once (re-packed automatically when a parameter changes) and
 runs x0_hat = g(h_k, f_ST, k) through one of:
 
-- ``native``: the compiled module ``diffpose_fast_denoiser_native`` (csrc/denoiser, kernels/denoiser): the whole
+- ``native``: the compiled module ``diffpose_fast_denoiser_native`` (csrc/denoiser): the whole
   network in one call; C++/OpenMP with AVX2 micro-kernels on float32 CPU tensors, one CUDA kernel (a thread
   block per pose, activations and A_hat in shared memory) on float32/bfloat16/float16 GPU tensors (float32
   arithmetic).
@@ -34,7 +34,7 @@ _CUDA_DTYPES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.floa
 _DENOISER_PARTS = ("blocks", "input_conv", "output_conv", "norm", "residual", "step_embedding", "num_joints", "hidden",
                    "context_dim", "embed_dim", "parameters")
 MAX_JOINTS = 32        # csrc/denoiser/denoiser_math.h kMaxJoints
-CUDA_MAX_BLOCKS = 8    # kernels/denoiser/denoiser_block.cu kMaxBlocks
+CUDA_MAX_BLOCKS = 8    # csrc/denoiser/denoiser_block.cu kMaxBlocks
 
 
 def _load_native():

@@ -19,7 +19,7 @@ import torch
 from ..._native import native_module, native_unavailable_reason
 
 _DTYPES = {torch.float32: "float32", torch.float64: "float64"}
-# Kept in sync with kernels/gmm_math.cuh (kMaxComponents, kCudaMaxDim); build_info() reports the compiled values.
+# Kept in sync with csrc/gmm/gmm_math.cuh (kMaxComponents, kCudaMaxDim); build_info() reports the compiled values.
 MAX_COMPONENTS = 16
 CUDA_MAX_DIM = 64
 _MODE = {"fit": 0, "e": 1, "m": 2}
