@@ -16,7 +16,6 @@ person too near or too far by the same factor) and the keypoints'.
 """
 from __future__ import annotations
 
-from typing import Optional
 
 import numpy as np
 
