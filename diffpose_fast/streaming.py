@@ -72,9 +72,10 @@ class LiftStream:
         self.frames_seen = 0
 
     @torch.no_grad()
-    def push(self, keypoints_2d, confidence=None, *, heatmaps=None, heatmap_boxes=None):
+    def push(self, keypoints_2d, confidence=None, *, heatmaps=None, heatmap_boxes=None, keypoint_sigma=None):
         """Lift the newest frame: keypoints_2d [17, 2] pixels (NaN where missing), confidence [17] in [0, 1] or
-        None (heatmaps [17, Hh, Wh] over heatmap_boxes [4] optional, on every frame or none). Returns a
+        None (heatmaps [17, Hh, Wh] over heatmap_boxes [4] optional, on every frame or none; keypoint_sigma
+        [17, 2] pixels, the detector's own spread, optional: ``PoseSequence``). Returns a
         ``LiftResult`` of one frame (poses_3d [1, 17, 3], samples [N, 1, 17, 3], std, calibrated_std,
         trajectory), numpy."""
         lifter = self.lifter
@@ -86,7 +87,8 @@ class LiftStream:
         seq = PoseSequence(kp[None], image_size=self.image_size, confidence=conf,
                            heatmaps=None if heatmaps is None else np.asarray(heatmaps)[None],
                            heatmap_boxes=None if heatmap_boxes is None else np.asarray(heatmap_boxes)[None],
-                           camera=self.camera)
+                           camera=self.camera,
+                           keypoint_sigma=None if keypoint_sigma is None else np.asarray(keypoint_sigma)[None])
         frames = frames_from_sequences([seq], lifter.config.default_confidence, require_poses=False)
         model = lifter.model
         model.eval()

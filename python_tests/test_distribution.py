@@ -139,3 +139,25 @@ def test_standard_scope_is_the_unit_gaussian():
     mu, eps = dist.draw(_noise(2, 16, torch.Generator().manual_seed(5), sets=4000, forward_process="standard"))
     assert bool((mu == 0).all())
     assert eps[:, :, 1:].std().item() == pytest.approx(1.0, abs=0.02)
+
+
+def test_hk_takes_the_detectors_own_keypoint_spread():
+    """keypoint_sigma [B, J, 2] px sets H_K's x and y spread per joint and axis; NaN joints keep the
+    confidence-derived spread exactly (the same draws give the same samples there)."""
+    gen = torch.Generator().manual_seed(7)
+    pose = _pose(gen, b=2)
+    log_sigma_z = torch.full((2, 17), math.log(0.05), dtype=torch.float64)
+    scale = 1000.0
+    keypoints = pose[..., :2] * scale + 500.0
+    conf = torch.full((2, 17), 0.5, dtype=torch.float64)
+    sigma = torch.rand(2, 17, 2, generator=gen, dtype=torch.float64) * 20.0 + 2.0   # 2..22 px, x != y
+    sigma[1, 4:9] = float("nan")                                                    # these from the confidence
+    noise = _noise(2, 20000, gen)
+    s = hk_samples(pose, log_sigma_z, keypoints, conf, noise, sigma_min=0.01, sigma_max=0.10, keypoint_sigma=sigma)
+    plain = hk_samples(pose, log_sigma_z, keypoints, conf, noise, sigma_min=0.01, sigma_max=0.10)
+    given = ~torch.isnan(sigma[..., 0])
+    given[:, 0] = False                                                             # the root is zero
+    std = s.std(1)[..., :2]                                                         # [B, J, 2] metres
+    torch.testing.assert_close(std[given], (sigma / scale)[given], rtol=0.03, atol=0.0)
+    assert torch.equal(s[1, :, 4:9], plain[1, :, 4:9])
+    assert not torch.allclose(s[0, :, 1:, :2], plain[0, :, 1:, :2])

@@ -92,6 +92,50 @@ def test_gmm_format(tmp_path):
         D.gmm_components(bad)
 
 
+def test_gmm_spreads_become_keypoint_sigma_in_pixels(tmp_path):
+    """The GMM files' spreads go to PoseSequence.keypoint_sigma (pixels): the heaviest kernel's, or the whole
+    mixture's standard deviation per axis (checked against a brute-force sample of the mixture)."""
+    rng = np.random.default_rng(3)
+    t, m = 6, 3
+    arr = np.zeros((t, 17, m, 5))
+    arr[..., 0] = rng.uniform(0.1, 1.0, size=(t, 17, m))
+    arr[..., 1:3] = rng.uniform(-0.5, 0.5, size=(t, 17, m, 2))
+    arr[..., 3:5] = rng.uniform(0.005, 0.03, size=(t, 17, m, 2))
+    heaviest = np.take_along_axis(arr[..., 3:5], arr[..., 0].argmax(-1)[..., None, None], axis=-2)[..., 0, :]
+    np.testing.assert_allclose(D.gmm_keypoint_sigma(arr, 1000.0), heaviest * 500.0, rtol=1e-12)
+    np.testing.assert_allclose(D.gmm_keypoint_sigma(arr, 1000.0, units="pixels"), heaviest, rtol=1e-12)
+    # the mixture's own standard deviation, by sampling it
+    w = arr[0, 5, :, 0] / arr[0, 5, :, 0].sum()
+    k = rng.choice(m, size=400_000, p=w)
+    draws = arr[0, 5, k, 1:3] + arr[0, 5, k, 3:5] * rng.standard_normal((k.size, 2))
+    np.testing.assert_allclose(D.gmm_keypoint_sigma(arr, 2.0, "weighted_mean")[0, 5], draws.std(0), rtol=0.01)
+    with pytest.raises(ValueError, match="units"):
+        D.gmm_keypoint_sigma(arr, 1000.0, units="cm")
+
+
+def test_build_sequences_keeps_the_gmm_spreads(tmp_path):
+    rng = np.random.default_rng(4)
+    p3 = {"S1": {"Walking 1": rng.normal(0, 0.3, size=(8, 17, 3)) + np.array([0.0, 0.0, 4.0])}}
+    arr = np.zeros((8, 17, 2, 5))
+    arr[..., 0] = [1.0, 0.0]                         # the released files' weights
+    arr[..., 1:3] = rng.uniform(300, 700, size=(8, 17, 2, 2))
+    arr[..., 3:5] = rng.uniform(0.002, 0.01, size=(8, 17, 2, 2))
+    arr[2, 3, 0, 3:5] = 0.0                          # an empty spread: H_K falls back to the confidence there
+    p2 = D.Positions2D(positions={"S1": {"Walking 1": [arr] * 4}}, metadata={}, layout="h36m", gmm=True)
+    seqs = D.build_sequences(p3, p2, ["S1"], cameras=[1])
+    sigma = seqs[0].keypoint_sigma
+    assert sigma.shape == (8, 17, 2)
+    want = arr[:, :, 0, 3:5] * D.IMAGE_SIZES[1][0] / 2.0
+    ok = ~np.isnan(sigma)
+    np.testing.assert_allclose(sigma[ok], want[ok], rtol=1e-6)
+    assert np.isnan(sigma[2, 3]).all() and ok.sum() == sigma.size - 2
+    flipped = seqs[0].flipped()
+    from diffpose_fast.data.skeleton import flip_permutation
+
+    np.testing.assert_array_equal(flipped.keypoint_sigma, sigma[:, flip_permutation(17)])
+    assert seqs[0].slice(2, 5).keypoint_sigma.shape == (3, 17, 2)
+
+
 def test_truncate_and_downsample():
     x = np.arange(10)
     np.testing.assert_array_equal(D.truncate_to_mocap(x, 7), np.arange(7))

@@ -157,3 +157,34 @@ def test_slice():
         seq.slice(4, 4)
     with pytest.raises(TypeError, match="start must be an int"):
         seq.slice(1.0, 3)
+
+
+def test_keypoint_sigma_through_frames_and_augmentation():
+    """PoseSequence.keypoint_sigma reaches the FrameSet; sequences without it get NaN frames (H_K then uses the
+    confidence there); the flip augmentation swaps it with its joints; bad values are named."""
+    import torch
+
+    from diffpose_fast.data.frames import frames_from_sequences
+    from diffpose_fast.data.skeleton import flip_permutation
+    from diffpose_fast.data.synthetic import generate_sequences
+    from diffpose_fast.training.trainer import _augment
+
+    a, b = generate_sequences(2, 4, seed=9)
+    rng = np.random.default_rng(0)
+    sigma = rng.uniform(1.0, 9.0, size=(4, 17, 2))
+    a = PoseSequence(a.keypoints_2d, a.poses_3d, a.image_size, a.confidence, keypoint_sigma=sigma)
+    frames = frames_from_sequences([a, b], 0.8, require_poses=True)
+    np.testing.assert_allclose(frames.keypoint_sigma[:4].numpy(), sigma, rtol=1e-6)
+    assert torch.isnan(frames.keypoint_sigma[4:]).all()
+    flip_u = torch.tensor([0.1, 0.9, 0.1, 0.9, 0.1, 0.9, 0.1, 0.9])   # mirror frames 0, 2, 4, 6
+    out = _augment(frames, flip_u, True)
+    perm = flip_permutation(17)
+    np.testing.assert_allclose(out.keypoint_sigma[0].numpy(), sigma[0][perm], rtol=1e-6)
+    np.testing.assert_allclose(out.keypoint_sigma[1].numpy(), sigma[1], rtol=1e-6)
+    assert frames_from_sequences([b], 0.8, require_poses=True).keypoint_sigma is None
+    bad = sigma.copy()
+    bad[1, 2, 0] = -1.0
+    with pytest.raises(ValueError, match="keypoint_sigma must be positive"):
+        PoseSequence(a.keypoints_2d, image_size=a.image_size, keypoint_sigma=bad)
+    with pytest.raises(ValueError, match="keypoint_sigma"):
+        PoseSequence(a.keypoints_2d, image_size=a.image_size, keypoint_sigma=sigma[:, :, :1])

@@ -7,6 +7,8 @@ A ``FrameSet`` holds F frames side by side (every tensor's first dimension is F)
     image_size  [F, 2]     (w, h) pixels
     poses       [F, J, 3]  root-relative metres, camera frame (None at inference)
     heatmaps    [F, J, Hh, Wh] and boxes [F, 4] (optional)
+    keypoint_sigma [F, J, 2] pixels (optional): the detector's per-joint, per-axis spread; NaN where H_K derives
+                the spread from the confidence
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ class FrameSet:
     poses: Optional[torch.Tensor] = None
     heatmaps: Optional[torch.Tensor] = None
     boxes: Optional[torch.Tensor] = None
+    keypoint_sigma: Optional[torch.Tensor] = None
 
     def __len__(self) -> int:
         return self.inputs.shape[0]
@@ -57,7 +60,18 @@ class FrameSet:
             heatmaps = self.heatmaps[:, perm].flip(-1)
             w = self.image_size[:, 0]
             boxes = torch.stack([w - self.boxes[:, 2], self.boxes[:, 1], w - self.boxes[:, 0], self.boxes[:, 3]], 1)
-        return FrameSet(inputs, kp, self.confidence[:, perm], self.image_size, poses, heatmaps, boxes)
+        sigma = None if self.keypoint_sigma is None else self.keypoint_sigma[:, perm]
+        return FrameSet(inputs, kp, self.confidence[:, perm], self.image_size, poses, heatmaps, boxes, sigma)
+
+    def where(self, mask: torch.Tensor, other: "FrameSet") -> "FrameSet":
+        """Frame by frame: ``other``'s frame where mask [F] is True, this one's elsewhere (e.g. the mirrored
+        frames of an augmentation); every field the two share."""
+        def pick(a, b):
+            if a is None or b is None:
+                return None
+            return torch.where(mask.view(-1, *[1] * (a.dim() - 1)).to(a.device), b, a)
+
+        return FrameSet(*(pick(getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self)))
 
 
 def encoder_inputs(keypoints: np.ndarray, confidence: np.ndarray, image_size) -> np.ndarray:
@@ -92,7 +106,7 @@ def fill_missing(keypoints: np.ndarray, confidence: np.ndarray, image_size=None)
 def frames_from_sequences(sequences: Sequence, default_confidence: float, require_poses: bool) -> FrameSet:
     """Concatenate the frames of PoseSequences into one FrameSet (float32, CPU)."""
     parts: dict[str, list] = {k: [] for k in ("inputs", "keypoints", "confidence", "image_size", "poses",
-                                              "heatmaps", "boxes")}
+                                              "heatmaps", "boxes", "keypoint_sigma")}
     with_heatmaps = all(s.heatmaps is not None for s in sequences)
     some = sum(s.heatmaps is not None for s in sequences)
     if 0 < some < len(sequences):
@@ -100,6 +114,9 @@ def frames_from_sequences(sequences: Sequence, default_confidence: float, requir
         warnings.warn(f"{some} of {len(sequences)} sequences carry heatmaps and {len(sequences) - some} do not: "
                       "H_K uses the keypoint-confidence Gaussian for all of them (heatmaps are used only when "
                       "every sequence has them)", UserWarning, stacklevel=3)
+    # the detector's own keypoint spreads, where sequences have them; the others' frames get NaN, which H_K reads
+    # as "derive it from the confidence" (mixing is allowed: each frame says which it has)
+    with_sigma = any(getattr(s, "keypoint_sigma", None) is not None for s in sequences)
     for i, seq in enumerate(sequences):
         t = seq.num_frames
         conf = (seq.confidence if seq.confidence is not None
@@ -117,6 +134,10 @@ def frames_from_sequences(sequences: Sequence, default_confidence: float, requir
         if with_heatmaps:
             parts["heatmaps"].append(np.asarray(seq.heatmaps, dtype=np.float32))
             parts["boxes"].append(np.asarray(seq.heatmap_boxes, dtype=np.float32))
+        if with_sigma:
+            sigma = getattr(seq, "keypoint_sigma", None)
+            parts["keypoint_sigma"].append(np.full((t, NUM_JOINTS, 2), np.nan, np.float32) if sigma is None
+                                           else np.asarray(sigma, dtype=np.float32))
     cat = lambda k: torch.from_numpy(np.concatenate(parts[k])) if parts[k] else None  # noqa: E731
     return FrameSet(cat("inputs"), cat("keypoints"), cat("confidence"), cat("image_size"), cat("poses"),
-                    cat("heatmaps"), cat("boxes"))
+                    cat("heatmaps"), cat("boxes"), cat("keypoint_sigma"))

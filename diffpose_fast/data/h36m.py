@@ -24,7 +24,8 @@ import numpy as np
 __all__ = [
     "H36M_32_TO_17", "ACTIONS", "TRAIN_SUBJECTS", "TEST_SUBJECTS", "UNLABELED_SUBJECTS", "CAMERA_IDS",
     "IMAGE_SIZES", "normalize_action_name", "action_group", "load_positions_3d", "Positions2D",
-    "load_positions_2d", "GMM2D", "gmm_components", "gmm_keypoints", "truncate_to_mocap", "downsample",
+    "load_positions_2d", "GMM2D", "gmm_components", "gmm_keypoints", "gmm_keypoint_sigma", "truncate_to_mocap",
+    "downsample",
     "build_sequences",
 ]
 
@@ -197,6 +198,34 @@ def gmm_keypoints(array, mode: str = "max_weight") -> np.ndarray:
     raise ValueError(f"gmm_keypoints: mode must be 'max_weight' or 'weighted_mean', got {mode!r}")
 
 
+GMM_SPREAD_UNITS = ("normalized", "pixels")
+
+
+def gmm_keypoint_sigma(array, image_width: float, mode: str = "max_weight",
+                       units: str = "normalized") -> np.ndarray:
+    """The per-joint, per-axis 2D spread [..., 2] in pixels that goes with ``gmm_keypoints(array, mode)``.
+
+    mode "max_weight": the heaviest kernel's spreads; "weighted_mean": the standard deviation of the whole
+    mixture per axis (sum_m w_m (s_m^2 + mu_m^2) - mu_bar^2, weights normalised), so the distance between
+    kernels widens it. units: "normalized" (the released files: screen-normalised units, x / w * 2 - 1, so a
+    pixel is 2 / w of them) or "pixels".
+    """
+    if units not in GMM_SPREAD_UNITS:
+        raise ValueError(f"gmm_keypoint_sigma: units must be one of {list(GMM_SPREAD_UNITS)}, got {units!r}")
+    gmm = gmm_components(array)
+    if mode == "max_weight":
+        k = gmm.weights.argmax(axis=-1)
+        sigma = np.take_along_axis(gmm.spreads, k[..., None, None], axis=-2)[..., 0, :]
+    elif mode == "weighted_mean":
+        w = (gmm.weights / gmm.weights.sum(axis=-1, keepdims=True))[..., None]
+        mean = (w * gmm.means).sum(axis=-2)
+        second = (w * (gmm.spreads ** 2 + gmm.means ** 2)).sum(axis=-2)
+        sigma = np.sqrt(np.maximum(second - mean ** 2, 0.0))
+    else:
+        raise ValueError(f"gmm_keypoint_sigma: mode must be 'max_weight' or 'weighted_mean', got {mode!r}")
+    return sigma * (image_width / 2.0) if units == "normalized" else sigma
+
+
 def truncate_to_mocap(keypoints: np.ndarray, num_frames: int) -> np.ndarray:
     """Cut 2D detections [T2, ...] to the mocap length ``num_frames`` (detections may be longer, never shorter)."""
     if keypoints.shape[0] < num_frames:
@@ -229,7 +258,8 @@ def _plain_keypoints(kp: np.ndarray, layout: str, where: str) -> tuple[np.ndarra
 
 def build_sequences(positions_3d: Mapping[str, Mapping[str, np.ndarray]], positions_2d, subjects: Iterable[str],
                     downsample: int = 1, actions: Sequence[str] | None = None,
-                    cameras: Sequence[int] = (0, 1, 2, 3), gmm_mode: str = "max_weight") -> list:
+                    cameras: Sequence[int] = (0, 1, 2, 3), gmm_mode: str = "max_weight",
+                    gmm_spread_units: str = "normalized") -> list:
     """One ``PoseSequence`` per (subject, action, camera), in that sorted order.
 
     Args:
@@ -239,7 +269,10 @@ def build_sequences(positions_3d: Mapping[str, Mapping[str, np.ndarray]], positi
         downsample: keep every ``downsample``-th frame (after truncating 2D to the mocap length).
         actions: action groups to keep (e.g. ``["Walking"]``); None keeps all.
         cameras: camera indices 0..3.
-        gmm_mode: how GMM-format 2D becomes keypoints (``gmm_keypoints``).
+        gmm_mode: how GMM-format 2D becomes keypoints (``gmm_keypoints``); their spreads become each
+            sequence's ``keypoint_sigma`` (``gmm_keypoint_sigma``), which H_K's x, y then use, as the paper's
+            pipeline builds H_K from the detector's per-joint uncertainty.
+        gmm_spread_units: the GMM files' spread units, "normalized" (the released files) or "pixels".
 
     Returns:
         PoseSequence list: keypoints_2d [T, 17, 2] px, poses_3d [T, 17, 3] camera frame metres (absolute, not
@@ -274,8 +307,11 @@ def build_sequences(positions_3d: Mapping[str, Mapping[str, np.ndarray]], positi
                                      f"({len(cams_2d)} cameras in the 2D file)")
                 where = f"positions_2d[{subject!r}][{action!r}][{cam}]"
                 kp = truncate_to_mocap(np.asarray(cams_2d[cam]), world.shape[0])
-                conf = None
+                conf = sigma = None
                 if gmm:
+                    # zero spreads (a kernel the file left empty) carry no information: NaN lets H_K fall back
+                    sigma = gmm_keypoint_sigma(kp, IMAGE_SIZES[cam][0], gmm_mode, gmm_spread_units)
+                    sigma = np.where(sigma > 0, sigma, np.nan)
                     kp = gmm_keypoints(kp, gmm_mode)
                 else:
                     kp, conf = _plain_keypoints(kp, layout, where)
@@ -284,6 +320,7 @@ def build_sequences(positions_3d: Mapping[str, Mapping[str, np.ndarray]], positi
                 out.append(PoseSequence(
                     keypoints_2d=_downsample(kp, downsample), poses_3d=_downsample(poses, downsample),
                     confidence=None if conf is None else _downsample(conf, downsample),
-                    image_size=IMAGE_SIZES[cam], camera=h36m_camera(cam), subject=subject, action=action))
+                    image_size=IMAGE_SIZES[cam], camera=h36m_camera(cam), subject=subject, action=action,
+                    keypoint_sigma=None if sigma is None else _downsample(sigma, downsample)))
     return out
 

@@ -78,6 +78,10 @@ class PoseSequence:
         camera: a ``Camera`` (intrinsics in pixels of this image).
         subject, action: free-form labels (str).
         valid: [T] bool, frames to use (e.g. frames with ground truth); None means all.
+        keypoint_sigma: [T, 17, 2] pixels, the detector's own per-joint, per-axis standard deviation of each
+            keypoint (e.g. the spreads of DiffPose's ``*_gmm.npz`` 2D files); H_K's x, y then take this spread
+            instead of the one derived from the confidence. Positive where given; NaN: derive it from the
+            confidence for that joint. None: from the confidence everywhere.
 
     Raises:
         TypeError for wrong types, ValueError for wrong shapes or values; messages name the argument.
@@ -85,7 +89,7 @@ class PoseSequence:
 
     def __init__(self, keypoints_2d, poses_3d=None, image_size=None, confidence=None, heatmaps=None,
                  heatmap_boxes=None, camera: Optional[Camera] = None, subject: Optional[str] = None,
-                 action: Optional[str] = None, valid=None) -> None:
+                 action: Optional[str] = None, valid=None, *, keypoint_sigma=None) -> None:
         if camera is not None and not isinstance(camera, Camera):
             raise TypeError(f"PoseSequence: camera must be a Camera or None, got {type(camera).__name__}")
         if image_size is None:
@@ -173,7 +177,17 @@ class PoseSequence:
             val = _to_numpy(valid, "valid", bool)
             _check_shape(val, "valid", (t,), f"[T={t}] like keypoints_2d")
 
+        sig = None
+        if keypoint_sigma is not None:
+            sig = _to_numpy(keypoint_sigma, "keypoint_sigma", np.float32)
+            _check_shape(sig, "keypoint_sigma", (t, NUM_JOINTS, 2), f"[T={t}, {NUM_JOINTS}, 2] (pixels)")
+            given = sig[~np.isnan(sig)]
+            if not np.isfinite(given).all() or (given <= 0).any():
+                raise ValueError(f"PoseSequence: keypoint_sigma must be positive pixels (NaN: from the confidence), "
+                                 f"got values such as {given[~(np.isfinite(given) & (given > 0))][:3].tolist()}")
+
         self.keypoints_2d = _freeze(kp)
+        self.keypoint_sigma = _freeze(sig)
         self.poses_3d = _freeze(p3)
         self.confidence = _freeze(conf)
         self.heatmaps = _freeze(hm)
@@ -209,7 +223,7 @@ class PoseSequence:
         return self.num_frames
 
     def __repr__(self) -> str:
-        extras = [name for name in ("poses_3d", "confidence", "heatmaps", "camera", "valid")
+        extras = [name for name in ("poses_3d", "confidence", "heatmaps", "keypoint_sigma", "camera", "valid")
                   if getattr(self, name) is not None]
         return (f"PoseSequence(T={self.num_frames}, image_size={self.image_size}, subject={self.subject!r}, "
                 f"action={self.action!r}, with={extras})")
@@ -230,7 +244,7 @@ class PoseSequence:
 
         Negating the normalised x is u -> w - u in pixels; left and right joints swap labels; 3D x is negated
         (camera frame); confidences swap with their joints; heatmaps mirror their columns and their boxes
-        (x0, x1) -> (w - x1, w - x0); the camera's cx -> w - cx and p1 -> -p1, so that projecting the flipped
+        (x0, x1) -> (w - x1, w - x0); keypoint spreads swap with their joints; the camera's cx -> w - cx and p1 -> -p1, so that projecting the flipped
         3D pose with the flipped camera gives the flipped 2D keypoints. Flipping twice gives back the sequence
         (up to float32 rounding of w - (w - u)).
         """
@@ -250,7 +264,9 @@ class PoseSequence:
             b = self.heatmap_boxes.astype(np.float64)
             boxes = np.stack([w - b[:, 2], b[:, 1], w - b[:, 0], b[:, 3]], axis=1)
         camera = None if self.camera is None else self.camera.flipped(w)
-        return PoseSequence(kp, p3, self.image_size, conf, hm, boxes, camera, self.subject, self.action, self.valid)
+        sigma = None if self.keypoint_sigma is None else self.keypoint_sigma[:, perm]   # per axis: unchanged by u -> w - u
+        return PoseSequence(kp, p3, self.image_size, conf, hm, boxes, camera, self.subject, self.action, self.valid,
+                            keypoint_sigma=sigma)
 
     def slice(self, start: int, stop: int) -> "PoseSequence":
         """Frames [start, stop) as a new sequence (Python slice semantics; must leave at least one frame)."""
@@ -268,4 +284,4 @@ class PoseSequence:
 
         return PoseSequence(self.keypoints_2d[s], cut(self.poses_3d), self.image_size, cut(self.confidence),
                             cut(self.heatmaps), cut(self.heatmap_boxes), self.camera, self.subject, self.action,
-                            cut(self.valid))
+                            cut(self.valid), keypoint_sigma=cut(self.keypoint_sigma))

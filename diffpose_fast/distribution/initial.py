@@ -69,13 +69,14 @@ def _heatmap_offsets(heatmaps: torch.Tensor, boxes: torch.Tensor, cell_u: torch.
 
 def hk_samples(pose: torch.Tensor, log_sigma_z: torch.Tensor, keypoints: torch.Tensor, confidence: torch.Tensor,
                noise: HKNoise, *, sigma_min: float, sigma_max: float, heatmaps: torch.Tensor | None = None,
-               heatmap_boxes: torch.Tensor | None = None,
-               depth_histogram: DepthHistogram | None = None) -> torch.Tensor:
+               heatmap_boxes: torch.Tensor | None = None, depth_histogram: DepthHistogram | None = None,
+               keypoint_sigma: torch.Tensor | None = None) -> torch.Tensor:
     """Samples of H_K: [B, S, J, 3] root-relative metres, root exactly zero (S = the noise's sample count).
 
     pose [B, J, 3] and log_sigma_z [B, J] from the context encoder; keypoints [B, J, 2] pixels, confidence [B, J]
     in [0, 1]. x, y: heatmaps [B, J, Hh, Wh] over heatmap_boxes [B, 4] when given (noise.cell_u, jitter_u), else
-    the confidence Gaussian (``spread2d``; noise.offsets_z). z: the training histogram when ``depth_histogram`` is
+    a Gaussian (noise.offsets_z) whose per-axis sigma is keypoint_sigma [B, J, 2] pixels where given (the
+    detector's own spread) and the confidence's (``spread2d``) where it is None or NaN. z: the training histogram when ``depth_histogram`` is
     given (noise.bin_u, within_u), else the encoder's Gaussian (noise.depth_z), its sigma at most
     MAX_DEPTH_SIGMA_M (0.5 m).
     """
@@ -84,7 +85,11 @@ def hk_samples(pose: torch.Tensor, log_sigma_z: torch.Tensor, keypoints: torch.T
         offsets = _heatmap_offsets(heatmaps, heatmap_boxes, noise.cell_u, noise.jitter_u)
     else:
         sigma = confidence_to_sigma_px(confidence, pose_size_px(keypoints, confidence), sigma_min, sigma_max)
-        offsets = noise.offsets_z.to(dev, confidence.dtype) * sigma[..., None, None]
+        sigma = sigma[..., None].expand(*sigma.shape, 2)                      # [B, J, 2], the same on both axes
+        if keypoint_sigma is not None:
+            given = keypoint_sigma.to(dev, sigma.dtype)
+            sigma = torch.where(torch.isnan(given), sigma, given)
+        offsets = noise.offsets_z.to(dev, confidence.dtype) * sigma[:, :, None, :]
     scale = weak_perspective_scale(pose[..., :2], keypoints, confidence)  # px per metre
     xy = pose[:, :, None, :2] + offsets.to(pose.dtype) / scale[:, None, None, None]  # [B, J, S, 2]
     if depth_histogram is not None:

@@ -113,7 +113,8 @@ class DiffPoseModel(nn.Module):
         samples = hk_samples(context.pose.detach().float(), log_sigma_z, frames.keypoints,
                              frames.confidence, noise, sigma_min=cfg.keypoint_sigma_min,
                              sigma_max=cfg.keypoint_sigma_max, heatmaps=frames.heatmaps,
-                             heatmap_boxes=frames.boxes, depth_histogram=histogram)
+                             heatmap_boxes=frames.boxes, depth_histogram=histogram,
+                             keypoint_sigma=frames.keypoint_sigma)
         return fit_initial_distribution(samples, noise.seed_u, scope=cfg.gmm_scope, num_components=cfg.gmm_components,
                                         covariance=cfg.gmm_covariance, max_iter=cfg.gmm_max_iter, tol=cfg.gmm_tol,
                                         reg_covar=cfg.gmm_reg_covar, backend=backend)

@@ -93,12 +93,7 @@ def _augment(frames: FrameSet, flip_u: torch.Tensor, enabled: bool) -> FrameSet:
     flip = flip_u < 0.5
     if not bool(flip.any()):
         return frames
-    mirrored = frames.flipped()
-    return FrameSet(*(None if a is None else torch.where(flip.view(-1, *[1] * (a.dim() - 1)).to(a.device), b, a)
-                      for a, b in zip((frames.inputs, frames.keypoints, frames.confidence, frames.image_size,
-                                       frames.poses, frames.heatmaps, frames.boxes),
-                                      (mirrored.inputs, mirrored.keypoints, mirrored.confidence, mirrored.image_size,
-                                       mirrored.poses, mirrored.heatmaps, mirrored.boxes))))
+    return frames.where(flip, frames.flipped())
 
 
 def run_description(config, seed: int, frames: FrameSet, context_steps: int, diffusion_steps: int,

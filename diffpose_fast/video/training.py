@@ -79,16 +79,7 @@ def _mirror_windows(frames: FrameSet, flip: torch.Tensor) -> FrameSet:
     """Mirror the frames of the windows where ``flip`` [W] is True (frames is W x F frames, window-major)."""
     if not bool(flip.any()):
         return frames
-    per_frame = flip.repeat_interleave(len(frames) // flip.numel())
-    mirrored = frames.flipped()
-    fields = []
-    for a, b in zip((frames.inputs, frames.keypoints, frames.confidence, frames.image_size, frames.poses,
-                     frames.heatmaps, frames.boxes),
-                    (mirrored.inputs, mirrored.keypoints, mirrored.confidence, mirrored.image_size,
-                     mirrored.poses, mirrored.heatmaps, mirrored.boxes)):
-        fields.append(None if a is None else
-                      torch.where(per_frame.view(-1, *[1] * (a.dim() - 1)).to(a.device), b, a))
-    return FrameSet(*fields)
+    return frames.where(flip.repeat_interleave(len(frames) // flip.numel()), frames.flipped())
 
 
 class VideoStages(FrameStages):
