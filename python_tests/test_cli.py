@@ -356,7 +356,7 @@ def test_evaluate_flip_tta_defaults_to_the_protocols_own(tmp_path, capsys, monke
             return {}
         return run
 
-    monkeypatch.setattr(cli, "_protocols", fake)
+    monkeypatch.setattr(cli.evaluate, "_protocols", fake)   # the evaluate command's own lookup
     (tmp_path / "m").mkdir()
     for name in ("t.npz", "a.npz", "b.npz"):   # existence is checked by the CLI; the fake protocol reads nothing
         (tmp_path / name).write_bytes(b"")
