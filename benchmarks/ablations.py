@@ -2,6 +2,8 @@
 
     python benchmarks/ablations.py --size small --seeds 0 1 2 --out benchmarks/ablations_small.json \
         --plot benchmarks/figures/reliability_small.png
+    python benchmarks/ablations.py --size session --ambiguous --seeds 0 --no-sweeps \
+        --variants DiffPose "GMM M=1" Stand-Diff "whole-pose GMM (diag)"    # Table 5 on ambiguous 2D
     python benchmarks/ablations.py --size paper --h36m-3d data_3d_h36m.npz \
         --h36m-2d data_2d_h36m_cpn_ft_h36m_dbb.npz --seeds 0 1 2          # with the Human3.6M files
 
@@ -70,15 +72,29 @@ def load_data(args, size):
         train = h36m.build_sequences(p3, p2, h36m.TRAIN_SUBJECTS, downsample=args.downsample)
         test = h36m.build_sequences(p3, p2, h36m.TEST_SUBJECTS, downsample=args.downsample)
         return train, test
-    from diffpose_fast.data.synthetic import generate_sequences
+    from diffpose_fast.data.synthetic import SyntheticConfig, generate_sequences
 
+    # --ambiguous: swaps, occlusions (wide / split heatmaps) and double detections, H_K from the heatmaps
+    config = SyntheticConfig.ambiguous() if args.ambiguous else None
     n_train, t_train, n_test, t_test = size["data"]
-    return generate_sequences(n_train, t_train, seed=0), generate_sequences(n_test, t_test, seed=1000)
+    return (generate_sequences(n_train, t_train, seed=0, config=config),
+            generate_sequences(n_test, t_test, seed=1000, config=config))
 
 
 def evaluate(lifter, test, **kwargs):
-    report = lifter.evaluate(test, **kwargs)
-    return {"mpjpe_mm": report["mpjpe_mm"], "p_mpjpe_mm": report["p_mpjpe_mm"]}
+    """MPJPE and P-MPJPE of the mean pose (mm); with several hypotheses also J-Best and P-Best (the best
+    hypothesis per joint / per pose: do the hypotheses cover the truth where the mean does not?)."""
+    from diffpose_fast.evaluation import ErrorAccumulator
+
+    acc = ErrorAccumulator(hypothesis_metrics=True)
+    for seq in test:
+        res = lifter.predict(seq, **kwargs)
+        acc.add(seq, None, res.poses_3d, samples=res.samples, std=res.std, calibrated_std=res.calibrated_std)
+    out = {"mpjpe_mm": float(acc.frame_errors("mpjpe").mean()), "p_mpjpe_mm": float(acc.frame_errors("p_mpjpe").mean())}
+    for m in ("j_best", "p_best"):
+        if acc.errors[m]:
+            out[f"{m}_mm"] = float(acc.frame_errors(m).mean())
+    return out
 
 
 def uncertainty(lifter, test, seed):
@@ -155,7 +171,7 @@ def run_seed(args, size, train, test, seed, log):
         log(f"  {name} {results[name]}")
         trained[name] = lifter
     main = trained.get("DiffPose")
-    if main is not None:
+    if main is not None and not args.no_sweeps:
         for n in (1, 5, 10):
             results[f"DiffPose N={n}"] = evaluate(main, test, sampler="ddim", num_samples=n, steps=5)
         for s in (1, 2, 5, 10):
@@ -182,7 +198,9 @@ def summarise(per_seed: list[dict]) -> dict:
     for name in dict.fromkeys(names):  # first-seen order, no duplicates
         runs = [r for r in per_seed if name in r]
         out[name] = {"seeds": [r.get("seed") for r in runs]}
-        for metric in ("mpjpe_mm", "p_mpjpe_mm"):
+        for metric in ("mpjpe_mm", "p_mpjpe_mm", "j_best_mm", "p_best_mm"):
+            if not all(metric in r[name] for r in runs):
+                continue
             values = np.array([r[name][metric] for r in runs])
             out[name][metric] = (float(values.mean()), float(values.std()))
         # The ratio to the context of the same seeds, averaged over seeds (the encoder differs per seed).
@@ -221,13 +239,15 @@ def merge_per_seed(runs: list[dict]) -> list[dict]:
 def markdown(summary: dict) -> str:
     """One row per variant: mean ± std over its seeds; "vs context" is the mean over those seeds of the ratio
     to the same seed's context encoder (± its std), and "seeds" says which seeds ran it."""
-    lines = ["| variant | MPJPE (mm) | P-MPJPE (mm) | vs context | seeds |", "|---|---|---|---|---|"]
+    lines = ["| variant | MPJPE (mm) | P-MPJPE (mm) | vs context | J-Best / P-Best (mm) | seeds |",
+             "|---|---|---|---|---|---|"]
     for name, metrics in summary.items():
         m, s = metrics["mpjpe_mm"]
         pm, ps = metrics["p_mpjpe_mm"]
         r, rs = metrics["vs_context"]
+        best = (f"{metrics['j_best_mm'][0]:.1f} / {metrics['p_best_mm'][0]:.1f}" if "j_best_mm" in metrics else "-")
         seeds = ", ".join("?" if x is None else str(x) for x in metrics["seeds"])
-        lines.append(f"| {name} | {m:.1f} ± {s:.1f} | {pm:.1f} ± {ps:.1f} | {r:.3f} ± {rs:.3f} | {seeds} |")
+        lines.append(f"| {name} | {m:.1f} ± {s:.1f} | {pm:.1f} ± {ps:.1f} | {r:.3f} ± {rs:.3f} | {best} | {seeds} |")
     return "\n".join(lines)
 
 
@@ -286,6 +306,10 @@ def main(argv=None) -> int:
     parser.add_argument("--h36m-2d", default=None)
     parser.add_argument("--downsample", type=int, default=1)
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--ambiguous", action="store_true",
+                        help="synthetic 2D with swaps, occlusions and double detections, as heatmaps "
+                             "(SyntheticConfig.ambiguous)")
+    parser.add_argument("--no-sweeps", action="store_true", help="skip the N / steps / uncertainty sweeps")
     parser.add_argument("--merge", type=Path, nargs="+", default=None,
                         help="combine the JSON files of runs made with different --seeds (e.g. in parallel) into "
                              "one table; nothing is trained")

@@ -169,3 +169,54 @@ def test_bad_arguments():
         generate_motion(10, np.random.default_rng(0), "flying")
     with pytest.raises(TypeError, match="rng"):
         generate_motion(10, 0)
+
+
+def test_ambiguous_failure_modes_leave_the_other_draws_alone():
+    """Occlusions and double detections are drawn after everything else: the joints they do not touch keep the
+    keypoints of the default config, draw for draw."""
+    from diffpose_fast.data.synthetic import SyntheticConfig, add_detector_noise
+
+    clean = np.random.default_rng(0).uniform(200, 800, size=(50, 17, 2))
+    base = add_detector_noise(clean, np.random.default_rng(1), SyntheticConfig())
+    amb = add_detector_noise(clean, np.random.default_rng(1), SyntheticConfig(occlusion_prob=0.2, double_prob=0.2))
+    touched = amb.occluded | amb.doubled
+    assert 0.2 < touched.mean() < 0.5
+    np.testing.assert_array_equal(amb.keypoints[~touched], base.keypoints[~touched])
+    np.testing.assert_allclose(amb.sigma_px[amb.occluded], 3.0 * base.sigma_px[amb.occluded])
+    assert (amb.confidence[touched] < base.confidence[touched]).all()
+    # a double detection reports the heavier peak: its keypoint sits 30-120 px from the other peak
+    d = np.linalg.norm(amb.keypoints[amb.doubled] - amb.second_px[amb.doubled], axis=-1)
+    assert (d >= 30 - 1e-9).all() and (d <= 120 + 1e-9).all()
+    assert (amb.second_weight[amb.doubled] <= 0.5).all() and (amb.second_weight[amb.doubled] >= 0.3).all()
+
+
+def test_ambiguous_heatmaps_have_the_second_peak_and_the_wide_maps():
+    import torch
+
+    from diffpose_fast.data.synthetic import SyntheticConfig, add_detector_noise, _heatmaps
+    from diffpose_fast.distribution.spread2d import heatmap_mean_px
+
+    clean = np.random.default_rng(2).uniform(300, 700, size=(40, 17, 2))
+    cfg = SyntheticConfig.ambiguous(occlusion_prob=0.3, double_prob=0.3, swap_prob=0.0, heatmap_confusion=0.0,
+                                    heatmap_size=(96, 96), noise_px=8.0)
+    noise = add_detector_noise(clean, np.random.default_rng(3), cfg)
+    maps, boxes = _heatmaps(noise, cfg)
+    # the map's mean is the mixture's: (1 - w) keypoint + w second peak
+    w = noise.second_weight[..., None]
+    want = np.where(w > 0, (1 - w) * noise.keypoints + w * np.nan_to_num(noise.second_px), noise.keypoints)
+    got = heatmap_mean_px(torch.from_numpy(maps).double(), torch.from_numpy(boxes).double()).numpy()
+    cell = np.max((boxes[:, 2:] - boxes[:, :2]) / 96.0)
+    assert np.abs(got - want).max() < 2 * cell
+    # an occluded joint without a second peak has a map about occlusion_spread times wider
+    def spread(m, b):
+        p = m / m.sum()
+        ys, xs = np.mgrid[0:96, 0:96]
+        cx, cy = (p * xs).sum(), (p * ys).sum()
+        return np.sqrt((p * ((xs - cx) ** 2 + (ys - cy) ** 2)).sum() / 2) * (b[2] - b[0]) / 96.0
+    plain = ~noise.occluded & ~noise.doubled & ~noise.swapped
+    wide = noise.occluded & (noise.second_weight == 0)
+    f, j = np.argwhere(wide)[0]
+    ratio = spread(maps[f, j], boxes[f]) / noise.sigma_px[f, j]
+    assert 0.8 < ratio < 1.25                             # the map's width is the widened sigma
+    f0, j0 = np.argwhere(plain & (noise.sigma_px > 1.5 * cell))[0]
+    assert 0.8 < spread(maps[f0, j0], boxes[f0]) / noise.sigma_px[f0, j0] < 1.25

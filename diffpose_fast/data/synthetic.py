@@ -116,6 +116,13 @@ class SyntheticConfig:
     heatmap_size: None, or (Hh, Wh) to also render heatmaps (memory: T x 17 x Hh x Wh float32);
         heatmap_min_sigma_px: floor on their std; heatmap_confusion: weight of the opposite side's joint as
         a second mode of every limb joint (a swapped joint gets 0.4: its truth).
+    occlusion_prob: probability per joint and frame that the joint is occluded: its noise and heatmap widen by
+        occlusion_spread, its confidence drops (x U(0.2, 0.5)), and half of the occluded maps split into two
+        equal peaks 2-4 (widened) sigma apart, the keypoint on one of them.
+    double_prob: probability per joint and frame of a double detection: a second peak 30-120 px away in a random
+        direction with weight U(0.3, 0.7); the keypoint is the heavier peak's (so in some frames the wrong one),
+        confidence x U(0.5, 0.9). Both default to 0 (the data of earlier versions, draw for draw);
+        ``SyntheticConfig.ambiguous()`` turns them on with heatmaps.
     """
 
     fps: float = 50.0
@@ -135,6 +142,20 @@ class SyntheticConfig:
     heatmap_size: Optional[tuple[int, int]] = None
     heatmap_min_sigma_px: float = 2.0
     heatmap_confusion: float = 0.05
+    occlusion_prob: float = 0.0
+    occlusion_spread: float = 3.0
+    double_prob: float = 0.0
+
+    @classmethod
+    def ambiguous(cls, **changes) -> "SyntheticConfig":
+        """2D with failure modes a GMM has to model: left/right swaps 4x the default rate (0.02 per pair and
+        frame, a second heatmap peak at the truth), occlusions (5 % of joints: wide or split maps), double
+        detections (2 %), left/right confusion 0.1 on every limb map, heatmaps of 48 x 36 cells. The rates are
+        this project's choice, of the order of the error kinds that Ronchi & Perona's taxonomy (ICCV 2017:
+        jitter, inversion, swap, miss) names; their measured rates were not available here."""
+        base = dict(swap_prob=0.02, occlusion_prob=0.05, double_prob=0.02, heatmap_confusion=0.1,
+                    heatmap_size=(48, 36))
+        return cls(**{**base, **changes})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "actions", tuple(self.actions))
@@ -152,7 +173,10 @@ class SyntheticConfig:
         for name in ("bone_jitter", "area_radius_m", "yaw_jitter_deg", "noise_px", "noise_spread", "outlier_px"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"SyntheticConfig: {name} must be >= 0, got {getattr(self, name)}")
-        for name in ("outlier_prob", "swap_prob", "missing_prob", "heatmap_confusion"):
+        if not self.occlusion_spread >= 1:
+            raise ValueError(f"SyntheticConfig: occlusion_spread must be >= 1, got {self.occlusion_spread}")
+        for name in ("outlier_prob", "swap_prob", "missing_prob", "heatmap_confusion", "occlusion_prob",
+                     "double_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"SyntheticConfig: {name} must lie in [0, 1], got {getattr(self, name)}")
         if self.heatmap_size is not None:
@@ -168,7 +192,9 @@ class SyntheticConfig:
 
 class DetectorNoise(NamedTuple):
     """What ``add_detector_noise`` did. keypoints [T, J, 2] px (NaN where missing); confidence [T, J] in [0, 1];
-    sigma_px [T, J] the Gaussian std used per joint; outlier, swapped, missing [T, J] bool masks."""
+    sigma_px [T, J] the Gaussian std used per joint; outlier, swapped, missing [T, J] bool masks; occluded,
+    doubled [T, J] bool (None when those modes are off); second_px [T, J, 2] and second_weight [T, J]: the second
+    heatmap peak of occluded-split and double-detected joints (NaN / 0 elsewhere; None when off)."""
 
     keypoints: np.ndarray
     confidence: np.ndarray
@@ -176,6 +202,10 @@ class DetectorNoise(NamedTuple):
     outlier: np.ndarray
     swapped: np.ndarray
     missing: np.ndarray
+    occluded: Optional[np.ndarray] = None
+    doubled: Optional[np.ndarray] = None
+    second_px: Optional[np.ndarray] = None
+    second_weight: Optional[np.ndarray] = None
 
 
 def _smooth_noise(rng: np.random.Generator, frames: int, count: int, fps: float,
@@ -374,7 +404,36 @@ def add_detector_noise(keypoints: np.ndarray, rng: np.random.Generator,
     missing = rng.random((t, NUM_JOINTS)) < config.missing_prob
     noisy[missing] = np.nan
     confidence[missing] = 0.0
-    return DetectorNoise(noisy, np.clip(confidence, 0.0, 1.0), sigma, outlier, swapped, missing)
+    if config.occlusion_prob == 0 and config.double_prob == 0:   # no further draws: earlier versions' data
+        return DetectorNoise(noisy, np.clip(confidence, 0.0, 1.0), sigma, outlier, swapped, missing)
+    second = np.full(noisy.shape, np.nan)
+    second_w = np.zeros((t, NUM_JOINTS))
+
+    def direction(shape):
+        angle = rng.uniform(0.0, 2.0 * np.pi, size=shape)
+        return np.stack([np.cos(angle), np.sin(angle)], axis=-1)
+
+    occluded = (rng.random((t, NUM_JOINTS)) < config.occlusion_prob) & ~missing
+    wide = sigma * config.occlusion_spread
+    extra = np.sqrt(max(config.occlusion_spread ** 2 - 1.0, 0.0)) * sigma[..., None] * rng.normal(size=kp.shape)
+    noisy = np.where(occluded[..., None], noisy + extra, noisy)
+    sigma = np.where(occluded, wide, sigma)
+    confidence = np.where(occluded, confidence * rng.uniform(0.2, 0.5, size=sigma.shape), confidence)
+    split = occluded & (rng.random((t, NUM_JOINTS)) < 0.5)
+    gap = rng.uniform(2.0, 4.0, size=sigma.shape) * sigma
+    second = np.where(split[..., None], noisy + gap[..., None] * direction(sigma.shape), second)
+    second_w = np.where(split, 0.5, second_w)
+
+    doubled = (rng.random((t, NUM_JOINTS)) < config.double_prob) & ~missing & ~occluded
+    other = noisy + rng.uniform(30.0, 120.0, size=sigma.shape)[..., None] * direction(sigma.shape)
+    w = rng.uniform(0.3, 0.7, size=sigma.shape)
+    heavier = doubled & (w > 0.5)            # the detector reports the heavier peak: here the wrong one
+    second = np.where(doubled[..., None], np.where(heavier[..., None], noisy, other), second)
+    noisy = np.where(heavier[..., None], other, noisy)
+    second_w = np.where(doubled, np.where(heavier, 1.0 - w, w), second_w)
+    confidence = np.where(doubled, confidence * rng.uniform(0.5, 0.9, size=sigma.shape), confidence)
+    return DetectorNoise(noisy, np.clip(confidence, 0.0, 1.0), sigma, outlier, swapped, missing, occluded, doubled,
+                         second, second_w)
 
 
 def _heatmaps(noise: DetectorNoise, config: SyntheticConfig):
@@ -384,8 +443,13 @@ def _heatmaps(noise: DetectorNoise, config: SyntheticConfig):
     perm = flip_permutation()
     limb = perm != np.arange(NUM_JOINTS)
     weight = np.where(noise.swapped, 0.4, np.where(limb, config.heatmap_confusion, 0.0))
+    alt = noise.keypoints[:, perm]
+    if noise.second_weight is not None:   # a split occlusion or a double detection is the joint's second peak
+        own = (noise.second_weight > 0) & ~noise.swapped
+        weight = np.where(own, noise.second_weight, weight)
+        alt = np.where(own[..., None], noise.second_px, alt)
     return render_heatmaps(noise.keypoints, np.maximum(noise.sigma_px, config.heatmap_min_sigma_px),
-                           size=config.heatmap_size, second_mode=(weight, noise.keypoints[:, perm]))
+                           size=config.heatmap_size, second_mode=(weight, alt))
 
 
 def generate_sequences(num_sequences: int, frames: int, seed: int,
