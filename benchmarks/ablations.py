@@ -75,7 +75,10 @@ def load_data(args, size):
     from diffpose_fast.data.synthetic import SyntheticConfig, generate_sequences
 
     # --ambiguous: swaps, occlusions (wide / split heatmaps) and double detections, H_K from the heatmaps
-    config = SyntheticConfig.ambiguous() if args.ambiguous else None
+    # --heatmaps: the default failure rates, but H_K from rendered heatmaps of the same 48 x 36 cells (the
+    # no-ambiguity control of --ambiguous)
+    config = (SyntheticConfig.ambiguous() if args.ambiguous
+              else SyntheticConfig(heatmap_size=SyntheticConfig.ambiguous().heatmap_size) if args.heatmaps else None)
     n_train, t_train, n_test, t_test = size["data"]
     return (generate_sequences(n_train, t_train, seed=0, config=config),
             generate_sequences(n_test, t_test, seed=1000, config=config))
@@ -318,6 +321,8 @@ def main(argv=None) -> int:
     parser.add_argument("--ambiguous", action="store_true",
                         help="synthetic 2D with swaps, occlusions and double detections, as heatmaps "
                              "(SyntheticConfig.ambiguous)")
+    parser.add_argument("--heatmaps", action="store_true",
+                        help="synthetic 2D at the default failure rates, with heatmaps (the control of --ambiguous)")
     parser.add_argument("--no-sweeps", action="store_true", help="skip the N / steps / uncertainty sweeps")
     parser.add_argument("--merge", type=Path, nargs="+", default=None,
                         help="combine the JSON files of runs made with different --seeds (e.g. in parallel) into "
