@@ -324,6 +324,8 @@ def main(argv=None) -> int:
     parser.add_argument("--heatmaps", action="store_true",
                         help="synthetic 2D at the default failure rates, with heatmaps (the control of --ambiguous)")
     parser.add_argument("--no-sweeps", action="store_true", help="skip the N / steps / uncertainty sweeps")
+    parser.add_argument("--model-set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="LifterConfig overrides for every variant of the size (JSON values), e.g. gmm_samples=256")
     parser.add_argument("--merge", type=Path, nargs="+", default=None,
                         help="combine the JSON files of runs made with different --seeds (e.g. in parallel) into "
                              "one table; nothing is trained")
@@ -344,6 +346,12 @@ def main(argv=None) -> int:
             plot_reliability(per_seed, args.plot)
         return 0
     size = SIZES[args.size]
+    if args.model_set:
+        extra = {}
+        for item in args.model_set:
+            key, _, value = item.partition("=")
+            extra[key] = json.loads(value)
+        size = {**size, "model": {**size["model"], **extra}}
     torch.set_num_threads(max(1, torch.get_num_threads()))
     train, test = load_data(args, size)
     log = lambda msg: print(msg, flush=True)  # noqa: E731
