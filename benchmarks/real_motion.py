@@ -68,13 +68,15 @@ def fetch_takes(cache: Path | None = None) -> list[Path]:
     return paths
 
 
-def load_split(rotation: int, views: int = 1):
-    """(train sequences, test sequences, description) of one rotation."""
+def load_split(rotation: int, views: int = 1, ambiguous: bool = False):
+    """(train sequences, test sequences, description) of one rotation. ambiguous: the 2D of
+    ``SyntheticConfig.ambiguous()`` (swaps, occlusions, double detections) with heatmaps, which H_K then reads."""
     from diffpose_fast.data.bvh import load_bvh
     from diffpose_fast.data.mocap import MocapViewConfig, mocap_sequences
+    from diffpose_fast.data.synthetic import SyntheticConfig
 
     takes = [load_bvh(p, fps=FPS) for p in fetch_takes()]
-    config = MocapViewConfig(views=views)
+    config = MocapViewConfig(views=views, detector=SyntheticConfig.ambiguous() if ambiguous else SyntheticConfig())
     train_takes = [t for i, t in enumerate(takes) if i != rotation]
     train = mocap_sequences(train_takes, seed=100 + rotation, config=config)
     test = mocap_sequences([takes[rotation]], seed=200 + rotation, config=config)
@@ -184,12 +186,13 @@ def calibration_ablation(lifter, held_out, test, res) -> dict:
 
 
 def run_one(rotation: int, seed: int, variant: str, overrides: dict, fit_kwargs: dict, mlp_steps: int,
-            skip_mlp: bool, save_dir: str | None = None) -> dict:
+            skip_mlp: bool, save_dir: str | None = None, ambiguous: bool = False) -> dict:
     import torch
     from diffpose_fast import DiffPoseLifter
     from diffpose_fast.baselines import MartinezLifter
 
-    train, test, info = load_split(rotation)
+    train, test, info = load_split(rotation, ambiguous=ambiguous)
+    info["ambiguous_2d"] = ambiguous
     gt = _concat([s.root_relative_poses() for s in test])
     result = {"rotation": rotation, "seed": seed, "variant": variant, "overrides": overrides, "fit": fit_kwargs,
               **info, "torch_threads": torch.get_num_threads()}
@@ -319,6 +322,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--mlp-steps", type=int, default=10_000)
     ap.add_argument("--skip-mlp", action="store_true")
+    ap.add_argument("--ambiguous", action="store_true",
+                    help="2D with swaps, occlusions and double detections, as heatmaps H_K reads (SyntheticConfig.ambiguous)")
     ap.add_argument("--jobs", type=int, default=1, help="processes side by side (one torch thread each if > 1)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per process")
     ap.add_argument("--out", default="benchmarks/out/real_motion.json")
@@ -342,7 +347,8 @@ def main(argv=None) -> int:
     if args.worker:
         torch.set_num_threads(args.threads or 1)
         r, s = args.worker
-        res = run_one(r, s, args.variant, overrides, fit_kwargs, args.mlp_steps, args.skip_mlp, args.save_models)
+        res = run_one(r, s, args.variant, overrides, fit_kwargs, args.mlp_steps, args.skip_mlp, args.save_models,
+                      args.ambiguous)
         Path(args.out).write_text(json.dumps(res))
         return 0
     fetch_takes()
@@ -356,7 +362,7 @@ def main(argv=None) -> int:
             torch.set_num_threads(args.threads)
         for r, s in jobs:
             runs.append(run_one(r, s, args.variant, overrides, fit_kwargs, args.mlp_steps, args.skip_mlp,
-                                args.save_models))
+                                args.save_models, args.ambiguous))
             print(json.dumps(runs[-1]), flush=True)
     else:
         pending = list(jobs)
@@ -368,6 +374,7 @@ def main(argv=None) -> int:
                 cmd = [sys.executable, __file__, "--worker", str(r), str(s), "--variant", args.variant,
                        "--mlp-steps", str(args.mlp_steps), "--out", str(part), "--threads", str(args.threads or 1)]
                 cmd += (["--set", *args.set] if args.set else []) + (["--skip-mlp"] if args.skip_mlp else [])
+                cmd += ["--ambiguous"] if args.ambiguous else []
                 cmd += ["--save-models", args.save_models] if args.save_models else []
                 for flag, v in (("--context-steps", args.context_steps), ("--diffusion-steps", args.diffusion_steps),
                                 ("--batch-size", args.batch_size)):

@@ -307,3 +307,24 @@ def test_bad_input_raises_clear_errors():
         MocapViewConfig(area_radius_m=-0.1)
     with pytest.raises(TypeError, match="detector must be a SyntheticConfig, got dict"):
         MocapViewConfig(detector={"noise_px": 0})
+
+
+def test_ambiguous_detector_gives_heatmaps_for_every_clip():
+    """A detector config with heatmaps (SyntheticConfig.ambiguous) makes the mocap sequences carry them: one map
+    per joint, its mass around the reported keypoint (or its second peak), uniform for joints the camera misses."""
+    import torch
+
+    from diffpose_fast.data.synthetic import SyntheticConfig
+    from diffpose_fast.distribution.spread2d import heatmap_mean_px
+
+    config = MocapViewConfig(detector=SyntheticConfig.ambiguous(heatmap_size=(24, 18), occlusion_prob=0.0,
+                                                                  double_prob=0.0, swap_prob=0.0,
+                                                                  heatmap_confusion=0.0))
+    seqs = mocap_sequences([_take(frames=40)], seed=1, config=config)
+    for seq in seqs:
+        assert seq.heatmaps.shape == (seq.num_frames, 17, 24, 18) and seq.heatmap_boxes.shape == (seq.num_frames, 4)
+        seen = np.isfinite(seq.keypoints_2d).all(-1)
+        mean = heatmap_mean_px(torch.from_numpy(np.asarray(seq.heatmaps)).double(),
+                               torch.from_numpy(np.asarray(seq.heatmap_boxes)).double()).numpy()
+        cell = ((seq.heatmap_boxes[:, 2:] - seq.heatmap_boxes[:, :2]) / np.array([18, 24])).max()
+        assert np.abs(mean[seen] - seq.keypoints_2d[seen]).max() < 1.5 * cell

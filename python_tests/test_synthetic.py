@@ -193,14 +193,14 @@ def test_ambiguous_failure_modes_leave_the_other_draws_alone():
 def test_ambiguous_heatmaps_have_the_second_peak_and_the_wide_maps():
     import torch
 
-    from diffpose_fast.data.synthetic import SyntheticConfig, add_detector_noise, _heatmaps
+    from diffpose_fast.data.synthetic import SyntheticConfig, add_detector_noise, detector_heatmaps
     from diffpose_fast.distribution.spread2d import heatmap_mean_px
 
     clean = np.random.default_rng(2).uniform(300, 700, size=(40, 17, 2))
     cfg = SyntheticConfig.ambiguous(occlusion_prob=0.3, double_prob=0.3, swap_prob=0.0, heatmap_confusion=0.0,
                                     heatmap_size=(96, 96), noise_px=8.0)
     noise = add_detector_noise(clean, np.random.default_rng(3), cfg)
-    maps, boxes = _heatmaps(noise, cfg)
+    maps, boxes = detector_heatmaps(noise, cfg)
     # the map's mean is the mixture's: (1 - w) keypoint + w second peak
     w = noise.second_weight[..., None]
     want = np.where(w > 0, (1 - w) * noise.keypoints + w * np.nan_to_num(noise.second_px), noise.keypoints)

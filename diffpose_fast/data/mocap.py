@@ -29,7 +29,7 @@ from .camera import Camera, world_to_camera
 from .h36m_cameras import H36M_SUBJECTS, h36m_camera, h36m_extrinsics
 from .sequence import PoseSequence
 from .skeleton import NUM_JOINTS
-from .synthetic import AREA_CENTRE_M, SyntheticConfig, add_detector_noise
+from .synthetic import AREA_CENTRE_M, SyntheticConfig, add_detector_noise, detector_heatmaps
 
 __all__ = ["MocapViewConfig", "mocap_sequences", "look_at"]
 
@@ -179,6 +179,18 @@ def mocap_sequences(takes: Sequence[MocapTake], seed: int,
                           | (clean[..., 1] < 0) | (clean[..., 1] > h))
                 keypoints = np.where(unseen[..., None], np.nan, noise.keypoints)
                 confidence = np.where(unseen, 0.0, noise.confidence)
-                out.append(PoseSequence(keypoints, cam_poses, camera.image_size, confidence, camera=camera,
-                                        subject=take.name, action=f"{take.name} {c_index}"))
+                maps = boxes = None
+                if config.detector.heatmap_size is not None:   # H_K from heatmaps (unseen joints: uniform maps)
+                    from .heatmaps import auto_boxes
+
+                    # a frame the camera misses entirely still needs a box: where its joints would project
+                    seen_any = np.isfinite(keypoints).all(-1).any(1)
+                    place = np.where(seen_any[:, None, None], keypoints, noise.keypoints)
+                    if noise.second_px is not None:   # and around the second peaks, as render_heatmaps would
+                        place = np.concatenate([place, noise.second_px], axis=1)
+                    boxes = auto_boxes(place, config.detector.heatmap_size,
+                                       min_side_px=6.0 * np.maximum(noise.sigma_px, 1.0).max(1))
+                    maps, boxes = detector_heatmaps(noise._replace(keypoints=keypoints), config.detector, boxes)
+                out.append(PoseSequence(keypoints, cam_poses, camera.image_size, confidence, maps, boxes,
+                                        camera=camera, subject=take.name, action=f"{take.name} {c_index}"))
     return out

@@ -436,7 +436,11 @@ def add_detector_noise(keypoints: np.ndarray, rng: np.random.Generator,
                          second, second_w)
 
 
-def _heatmaps(noise: DetectorNoise, config: SyntheticConfig):
+def detector_heatmaps(noise: DetectorNoise, config: SyntheticConfig, box=None):
+    """Heatmaps [T, J, Hh, Wh] and their boxes [T, 4] of config.heatmap_size cells for what ``add_detector_noise``
+    did: each joint a Gaussian of its noise std (at least heatmap_min_sigma_px) at its keypoint, and its second
+    peak (a swap's truth, a split occlusion, a double detection, or the opposite joint by heatmap_confusion).
+    box: [T, 4] pixels, the region each frame's maps cover (None: around the keypoints, ``render_heatmaps``)."""
     # Imported here: heatmaps need torch, the rest of this module must not.
     from diffpose_fast.data.heatmaps import render_heatmaps
 
@@ -449,7 +453,7 @@ def _heatmaps(noise: DetectorNoise, config: SyntheticConfig):
         weight = np.where(own, noise.second_weight, weight)
         alt = np.where(own[..., None], noise.second_px, alt)
     return render_heatmaps(noise.keypoints, np.maximum(noise.sigma_px, config.heatmap_min_sigma_px),
-                           size=config.heatmap_size, second_mode=(weight, alt))
+                           box=box, size=config.heatmap_size, second_mode=(weight, alt))
 
 
 def generate_sequences(num_sequences: int, frames: int, seed: int,
@@ -481,7 +485,7 @@ def generate_sequences(num_sequences: int, frames: int, seed: int,
         noise = add_detector_noise(clean, rng, config)
         hm = boxes = None
         if config.heatmap_size is not None:
-            hm, boxes = _heatmaps(noise, config)
+            hm, boxes = detector_heatmaps(noise, config)
         out.append(PoseSequence(noise.keypoints, cam, camera.image_size, noise.confidence, hm, boxes, camera,
                                 subject=f"synth{i}", action=action))
     return out
