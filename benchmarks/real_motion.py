@@ -68,6 +68,23 @@ def fetch_takes(cache: Path | None = None) -> list[Path]:
     return paths
 
 
+def add_saved_model_arguments(ap) -> None:
+    """--models, --variant, --rotations, --seed: which lifters written by ``--save-models`` a script reads."""
+    ap.add_argument("--models", default="benchmarks/out/models")
+    ap.add_argument("--variant", default="calibrated")
+    ap.add_argument("--rotations", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seed", type=int, default=0)
+
+
+def saved_lifters(args):
+    """(rotation, the loaded lifter or None, its folder) for each of args.rotations (``add_saved_model_arguments``)."""
+    from diffpose_fast import DiffPoseLifter
+
+    for r in args.rotations:
+        folder = Path(args.models) / f"{args.variant}-r{r}-s{args.seed}"
+        yield r, (DiffPoseLifter.load(folder) if folder.exists() else None), folder
+
+
 def load_split(rotation: int, views: int = 1, ambiguous: bool = False):
     """(train sequences, test sequences, description) of one rotation. ambiguous: the 2D of
     ``SyntheticConfig.ambiguous()`` (swaps, occlusions, double detections) with heatmaps, which H_K then reads."""

@@ -16,30 +16,24 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from real_motion import TAKES, add_saved_model_arguments, load_split, saved_lifters  # noqa: E402
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", default="benchmarks/out/models")
-    ap.add_argument("--variant", default="calibrated")
-    ap.add_argument("--rotations", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--seed", type=int, default=0)
+    add_saved_model_arguments(ap)
     args = ap.parse_args(argv)
     import torch
 
-    from diffpose_fast import DiffPoseLifter
     from diffpose_fast.trajectory import reprojection_error_px
-    from real_motion import TAKES, load_split
 
     torch.set_num_threads(1)
     print("| test take | frames | root depth error, mean / median (mm) | relative to depth | across (x, y) RMS (mm) | "
           "reprojection / 2D pose size, median (p90) |\n|---|---|---|---|---|---|")
-    for r in args.rotations:
-        folder = Path(args.models) / f"{args.variant}-r{r}-s{args.seed}"
-        if not folder.exists():
+    for r, lifter, folder in saved_lifters(args):
+        if lifter is None:
             print(f"| {TAKES[r]} | no model at {folder} | | | | |")
             continue
-        lifter = DiffPoseLifter.load(folder)
         _, test, _ = load_split(r)
         dz, rel, across, reproj = [], [], [], []
         for seq in test:
