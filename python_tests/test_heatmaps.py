@@ -157,6 +157,20 @@ def test_mixing_sequences_with_and_without_heatmaps_says_what_it_does():
     with_maps = generate_sequences(1, 4, seed=0, config=SyntheticConfig(heatmap_size=(16, 16)))
     without = generate_sequences(1, 4, seed=1)
     assert frames_from_sequences(with_maps, 0.8, require_poses=True).heatmaps is not None
-    with pytest.warns(UserWarning, match="1 of 2 sequences carry heatmaps.*confidence Gaussian for all"):
+    with pytest.warns(UserWarning, match="1 of 2 sequences carry heatmaps.*Gaussian for all.*keypoint_sigma"):
         frames = frames_from_sequences(with_maps + without, 0.8, require_poses=True)
     assert frames.heatmaps is None
+    # the maps' spread is kept as keypoint_sigma for their frames (checked by sampling a map), NaN for the others
+    from diffpose_fast.data.frames import heatmap_std_px
+
+    sigma = frames.keypoint_sigma.numpy()
+    assert np.isfinite(sigma[:4]).all() and np.isnan(sigma[4:]).all()
+    maps, boxes = np.asarray(with_maps[0].heatmaps, np.float64), np.asarray(with_maps[0].heatmap_boxes, np.float64)
+    np.testing.assert_allclose(sigma[:4], heatmap_std_px(maps, boxes), rtol=1e-5)
+    rng = np.random.default_rng(0)
+    p = maps[2, 5].ravel() / maps[2, 5].sum()
+    cell = rng.choice(p.size, size=200_000, p=p)
+    hh, wh = maps.shape[2:]
+    x = boxes[2, 0] + (cell % wh + rng.random(cell.size)) * (boxes[2, 2] - boxes[2, 0]) / wh
+    y = boxes[2, 1] + (cell // wh + rng.random(cell.size)) * (boxes[2, 3] - boxes[2, 1]) / hh
+    np.testing.assert_allclose(sigma[2, 5], [x.std(), y.std()], rtol=0.01)

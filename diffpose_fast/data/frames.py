@@ -103,6 +103,22 @@ def fill_missing(keypoints: np.ndarray, confidence: np.ndarray, image_size=None)
     return kp
 
 
+def heatmap_std_px(heatmaps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Per-axis standard deviation [T, J, 2] (pixels) of heatmaps [T, J, Hh, Wh] read as pmfs over the cells of
+    boxes [T, 4], a point uniform inside its cell (what H_K draws from a map): var = sum p (c - mean)^2 + cell^2/12."""
+    t, j, hh, wh = heatmaps.shape
+    p = heatmaps / heatmaps.sum(axis=(-1, -2), keepdims=True)
+    cw = (boxes[:, 2] - boxes[:, 0]) / wh                    # [T] cell width, px
+    ch = (boxes[:, 3] - boxes[:, 1]) / hh
+    xs = (np.arange(wh) + 0.5)[None, None, :] * cw[:, None, None]      # [T, 1, Wh] cell centres from x0
+    ys = (np.arange(hh) + 0.5)[None, None, :] * ch[:, None, None]
+    px, py = p.sum(-2), p.sum(-1)                            # [T, J, Wh], [T, J, Hh] marginals
+    mx, my = (px * xs).sum(-1, keepdims=True), (py * ys).sum(-1, keepdims=True)
+    vx = (px * (xs - mx) ** 2).sum(-1) + (cw ** 2 / 12.0)[:, None]
+    vy = (py * (ys - my) ** 2).sum(-1) + (ch ** 2 / 12.0)[:, None]
+    return np.sqrt(np.stack([vx, vy], axis=-1)).astype(np.float32)
+
+
 def frames_from_sequences(sequences: Sequence, default_confidence: float, require_poses: bool) -> FrameSet:
     """Concatenate the frames of PoseSequences into one FrameSet (float32, CPU)."""
     parts: dict[str, list] = {k: [] for k in ("inputs", "keypoints", "confidence", "image_size", "poses",
@@ -110,13 +126,14 @@ def frames_from_sequences(sequences: Sequence, default_confidence: float, requir
     with_heatmaps = all(s.heatmaps is not None for s in sequences)
     some = sum(s.heatmaps is not None for s in sequences)
     if 0 < some < len(sequences):
-        # one FrameSet holds one kind of H_K: say so instead of dropping the heatmaps without a word
+        # one FrameSet holds one kind of H_K: keep what the maps say about the spread, and say so
         warnings.warn(f"{some} of {len(sequences)} sequences carry heatmaps and {len(sequences) - some} do not: "
-                      "H_K uses the keypoint-confidence Gaussian for all of them (heatmaps are used only when "
-                      "every sequence has them)", UserWarning, stacklevel=3)
-    # the detector's own keypoint spreads, where sequences have them; the others' frames get NaN, which H_K reads
-    # as "derive it from the confidence" (mixing is allowed: each frame says which it has)
-    with_sigma = any(getattr(s, "keypoint_sigma", None) is not None for s in sequences)
+                      "H_K uses the Gaussian for all of them, with the heatmaps' own per-joint, per-axis spread as "
+                      "keypoint_sigma where there are heatmaps (their second modes are not kept; heatmaps are used "
+                      "as maps only when every sequence has them)", UserWarning, stacklevel=3)
+    # the detector's own keypoint spreads, where sequences have them (or heatmaps, in a mix); the others' frames
+    # get NaN, which H_K reads as "derive it from the confidence" (each frame says which it has)
+    with_sigma = any(getattr(s, "keypoint_sigma", None) is not None for s in sequences) or 0 < some < len(sequences)
     for i, seq in enumerate(sequences):
         t = seq.num_frames
         conf = (seq.confidence if seq.confidence is not None
@@ -136,6 +153,8 @@ def frames_from_sequences(sequences: Sequence, default_confidence: float, requir
             parts["boxes"].append(np.asarray(seq.heatmap_boxes, dtype=np.float32))
         if with_sigma:
             sigma = getattr(seq, "keypoint_sigma", None)
+            if sigma is None and seq.heatmaps is not None and not with_heatmaps:
+                sigma = heatmap_std_px(np.asarray(seq.heatmaps, np.float64), np.asarray(seq.heatmap_boxes, np.float64))
             parts["keypoint_sigma"].append(np.full((t, NUM_JOINTS, 2), np.nan, np.float32) if sigma is None
                                            else np.asarray(sigma, dtype=np.float32))
     cat = lambda k: torch.from_numpy(np.concatenate(parts[k])) if parts[k] else None  # noqa: E731
