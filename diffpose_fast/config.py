@@ -15,6 +15,13 @@ SAMPLERS = ("ddim", "ddpm", "context")   # DDIM steps, all K steps of Eq. 8, or 
 # hypothesis_smoothing=None in mode "video": the time constant measured in benchmarks/RESULTS.md "Smooth hypotheses"
 VIDEO_SMOOTHING_FRAMES = 4.0
 
+
+def check_smoothing(value, name: str) -> None:
+    """Raise ValueError naming ``name`` unless ``value`` is None or a finite number of frames >= 0."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not 0 <= value < float("inf")):
+        raise ValueError(f"{name} must be None or a number of frames >= 0, got {value!r}")
+
 _CHOICES = {
     "mode": ("frame", "video"),
     "schedule": ("cosine", "linear"),
@@ -161,10 +168,7 @@ class LifterConfig:
                              f"{self.calibration_fraction!r}")
         if not 0 <= self.default_confidence <= 1:
             raise ValueError(f"LifterConfig: default_confidence must be in [0, 1], got {self.default_confidence}")
-        if self.hypothesis_smoothing is not None and (isinstance(self.hypothesis_smoothing, bool) or not isinstance(
-                self.hypothesis_smoothing, (int, float)) or not 0 <= self.hypothesis_smoothing < float("inf")):
-            raise ValueError(f"LifterConfig: hypothesis_smoothing must be None or a number of frames >= 0, got "
-                             f"{self.hypothesis_smoothing!r}")
+        check_smoothing(self.hypothesis_smoothing, "LifterConfig: hypothesis_smoothing")
 
     @property
     def smoothing_frames(self) -> float:

@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from .config import SAMPLERS, SIZE_LIMITS, LifterConfig
+from .config import SAMPLERS, SIZE_LIMITS, LifterConfig, check_smoothing
 from .data.sequence import PoseSequence
 from .data.skeleton import NUM_JOINTS
 from .distribution.depth import DepthHistogram
@@ -289,9 +289,12 @@ class DiffPoseLifter:
             for start in range(0, len(frames), bs):
                 part = frames.index(torch.arange(start, min(len(frames), start + bs))).to(self.device)
                 noise = None if shared is None else shared.expand(len(part))
-                chunks.append(self.model.sample(part, n_eff, steps, sampler, gen, backend, noise=noise).float().cpu())
-                if smooth:   # the encoder's pose, what H_K is centred on (one more encoder pass, no draws)
-                    anchors.append(self.model.sample(part, 1, None, "context", None, backend)[:, 0].float().cpu())
+                out = self.model.sample(part, n_eff, steps, sampler, gen, backend, noise=noise,
+                                        return_context=smooth)   # with it, the encoder pose H_K is centred on
+                if smooth:
+                    out, pose = out
+                    anchors.append(pose.float().cpu())
+                chunks.append(out.float().cpu())
             samples = torch.cat(chunks, 0).permute(1, 0, 2, 3).contiguous()  # [N, T, J, 3]
             anchor = torch.cat(anchors, 0) if smooth else None
         if smooth:
@@ -305,11 +308,8 @@ class DiffPoseLifter:
 
     def _smoothing_frames(self, smoothing: Optional[float], where: str) -> float:
         """The smoothing time constant (frames) a call uses: its argument, else the config's."""
-        if smoothing is None:
-            return self.config.smoothing_frames
-        if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)) or not 0 <= smoothing < float("inf"):
-            raise ValueError(f"{where}: smoothing must be None or a number of frames >= 0, got {smoothing!r}")
-        return float(smoothing)
+        check_smoothing(smoothing, f"{where}: smoothing")
+        return self.config.smoothing_frames if smoothing is None else float(smoothing)
 
     def _result(self, samples: torch.Tensor, frames, seq: PoseSequence, as_tensor: bool) -> LiftResult:
         """The LiftResult of hypotheses samples [N, T, J, 3] (CPU float32) of ``seq`` (its FrameSet ``frames``)."""

@@ -109,14 +109,13 @@ class LiftStream:
             window = torch.stack(pad + self._window)[None].to(lifter.device)   # [1, F, J, in]
             ctx = encode_windows(model.encoder, window, self.flip_test)
             context = type(ctx)(*(c[:, -1] for c in ctx))   # the newest frame sits last in its causal window
-        h0 = model.sample(part, self.n_eff, self.steps, self.sampler, self.generator, self.backend,
-                          context=context, noise=noise)
+        h0, pose = model.sample(part, self.n_eff, self.steps, self.sampler, self.generator, self.backend,
+                                context=context, noise=noise, return_context=True)
         self.frames_seen += 1
         samples = h0.float().cpu().permute(1, 0, 2, 3).contiguous()   # [N, 1, J, 3]
         if self.sampler != "context" and self.smoothing > 0:
             # the causal pass of predict's filter, carried from frame to frame (inference.smoothing)
-            anchor = (context.pose if context is not None else
-                      model.sample(part, 1, None, "context", None, self.backend)[:, 0]).float().cpu()
+            anchor = pose.float().cpu()
             anchor = anchor - anchor[:, :1]
             smoothed, self._smooth_state = smooth_hypotheses(samples.numpy(), anchor.numpy(), self.smoothing,
                                                              causal=True, state=self._smooth_state)

@@ -127,20 +127,24 @@ class DiffPoseModel(nn.Module):
     @torch.no_grad()
     def sample(self, frames: FrameSet, num_samples: int, steps: int | None, sampler: str,
                generator: torch.Generator | None, backend: str = "auto",
-               context: ContextOutput | None = None, noise: HKNoise | None = None) -> torch.Tensor:
+               context: ContextOutput | None = None, noise: HKNoise | None = None,
+               return_context: bool = False):
         """N hypotheses per frame: [B, N, J, 3] root-relative metres (sampler "context": [B, 1, J, 3]).
 
         ``context``: the frames' encoder outputs when already computed (the video path encodes windows and
         passes each frame's f_ST [B, J, C], pose [B, J, 3], log_sigma_z [B, J]); None: ``encode(frames)``.
         ``noise``: the draws of H_K and the hypotheses ([B] rows, ``num_samples`` sets), e.g. one sequence's row
         shared by all its frames; None: fresh draws per frame from ``generator``.
+        ``return_context``: also return the encoders' pose [B, J, 3] (their mean when cross-fitted), what the
+        "context" sampler answers, from the same encoder pass.
         """
         folds = len(self.encoders)
         if context is not None and folds > 1:
             raise ValueError("DiffPoseModel.sample: a precomputed context needs context_folds = 1")
         contexts = [context] if context is not None else [self.encode(frames, k) for k in range(folds)]
-        if sampler == "context":  # the encoders alone (their mean when cross-fitted)
-            return torch.stack([c.pose for c in contexts]).mean(0)[:, None]
+        pose = torch.stack([c.pose for c in contexts]).mean(0)   # the encoders alone (their mean when cross-fitted)
+        if sampler == "context":
+            return (pose[:, None], pose) if return_context else pose[:, None]
         b, j = contexts[0].pose.shape[:2]
         if noise is None:
             noise = self.draw_noise(b, num_samples, frames.heatmaps is not None, generator)
@@ -163,4 +167,5 @@ class DiffPoseModel(nn.Module):
         # backend "reference": DDIMSampler + the reference denoiser; "auto"/"fast"/"native": the fast path (fast/)
         h0 = reverse_diffusion(self.denoiser, self.schedule, features, h_k, mu, k_steps, backend)
         h0 = h0.reshape(b, num_samples, j, 3)
-        return h0 - h0[:, :, :1]  # root-relative: the root is exactly zero
+        h0 = h0 - h0[:, :, :1]  # root-relative: the root is exactly zero
+        return (h0, pose) if return_context else h0
