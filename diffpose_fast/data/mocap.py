@@ -150,6 +150,9 @@ def mocap_sequences(takes: Sequence[MocapTake], seed: int,
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"mocap_sequences: seed must be a non-negative int, got {seed!r}")
     out: list[PoseSequence] = []
+    if config.detector.heatmap_size is not None:
+        from .heatmaps import auto_boxes   # here: heatmaps need torch, the rest of this module does not
+
     for t_index, take in enumerate(takes):
         if not isinstance(take, MocapTake):
             raise TypeError(f"mocap_sequences: takes[{t_index}] must be a MocapTake (data.bvh.load_bvh), "
@@ -181,8 +184,6 @@ def mocap_sequences(takes: Sequence[MocapTake], seed: int,
                 confidence = np.where(unseen, 0.0, noise.confidence)
                 maps = boxes = None
                 if config.detector.heatmap_size is not None:   # H_K from heatmaps (unseen joints: uniform maps)
-                    from .heatmaps import auto_boxes
-
                     # a frame the camera misses entirely still needs a box: where its joints would project
                     seen_any = np.isfinite(keypoints).all(-1).any(1)
                     place = np.where(seen_any[:, None, None], keypoints, noise.keypoints)
