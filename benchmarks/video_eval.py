@@ -55,7 +55,7 @@ def accuracy(args) -> None:
 def latency(args) -> None:
     from diffpose_fast.models.context_frame import ContextOutput
     from diffpose_fast.data.frames import frames_from_sequences
-    from diffpose_fast.video.inference import encode_windows
+    from diffpose_fast.models.flip_test import encode_with_flip_test
 
     lifter = DiffPoseLifter(mode="video", frames=args.frames, causal=True, seed=0, **tiny(args.width, args.frames))
     model, f = lifter.model, args.frames
@@ -68,7 +68,7 @@ def latency(args) -> None:
             for t in range(f - 1, f + 39):  # frame t arrives: encode the window ending at t, sample frame t
                 start = time.perf_counter()
                 window = frames.inputs[t - f + 1:t + 1][None]
-                ctx = encode_windows(model.encoder, window, flip)
+                ctx = encode_with_flip_test(model.encoder, window, flip)
                 last = ContextOutput(*(c[0, -1:] for c in ctx))
                 model.sample(frames.index(torch.tensor([t])), 5, 2, sampler, gen, context=last)
                 times.append(time.perf_counter() - start)

@@ -98,7 +98,7 @@ class LiftStream:
         noise = None if self._shared is None else self._shared.expand(1)
         context = None
         if lifter.config.mode == "video":
-            from .video.inference import encode_windows
+            from .models.flip_test import encode_with_flip_test
 
             if self._first is None:
                 self._first = frames.inputs[0]
@@ -107,7 +107,7 @@ class LiftStream:
             del self._window[:-f]
             pad = [self._first] * (f - len(self._window))   # before the start: the first frame, as predict pads
             window = torch.stack(pad + self._window)[None].to(lifter.device)   # [1, F, J, in]
-            ctx = encode_windows(model.encoder, window, self.flip_test)
+            ctx = encode_with_flip_test(model.encoder, window, self.flip_test)
             context = type(ctx)(*(c[:, -1] for c in ctx))   # the newest frame sits last in its causal window
         h0, pose = model.sample(part, self.n_eff, self.steps, self.sampler, self.generator, self.backend,
                                 context=context, noise=noise, return_context=True)

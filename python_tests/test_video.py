@@ -11,7 +11,7 @@ from diffpose_fast.data.synthetic import generate_sequences
 from diffpose_fast.models.context_video import VideoContextEncoder
 from diffpose_fast.data.frames import frames_from_sequences
 from diffpose_fast.video import plan_windows
-from diffpose_fast.video.inference import encode_windows, flip_windows, unflip_context
+from diffpose_fast.models.flip_test import encode_with_flip_test, mirror_inputs, unmirror_context
 from diffpose_fast.video.mixste import load_mixste
 
 from _tiny import tiny
@@ -82,8 +82,8 @@ def test_encoder_attends_over_time_and_causal_never_sees_the_future():
 def test_flip_tta_is_exactly_flip_equivariant():
     enc = _encoder(False)
     x = torch.randn(2, F_WIN, 17, 3)
-    a = encode_windows(enc, x, flip_test=True)
-    b = unflip_context(encode_windows(enc, flip_windows(x), flip_test=True))
+    a = encode_with_flip_test(enc, x, flip_test=True)
+    b = unmirror_context(encode_with_flip_test(enc, mirror_inputs(x), flip_test=True))
     for u, v in zip(a, b):
         torch.testing.assert_close(u, v, rtol=1e-5, atol=1e-6)
 

@@ -10,43 +10,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.skeleton import NUM_JOINTS, flip_permutation, mirror
+from ..data.skeleton import NUM_JOINTS
 from ..models.context_frame import ContextOutput
+from ..models.flip_test import encode_with_flip_test
 from ..data.frames import FrameSet
 from .windows import WindowPlan, plan_windows
 
 # Encoder positions per forward pass (windows x frames); bounds the encoder's activations.
 DEFAULT_ENCODER_POSITIONS = 4096
-
-
-def flip_windows(inputs: torch.Tensor) -> torch.Tensor:
-    """Mirror encoder inputs [..., J, F]: normalised x negated, left <-> right joints (``skeleton.mirror``)."""
-    return mirror(inputs)
-
-
-def unflip_context(context: ContextOutput) -> ContextOutput:
-    """Bring the outputs of a mirrored input back to the original labelling: joints swapped back, pose x negated.
-
-    Features carry no x axis; swapping their joints back makes joint j's features describe joint j again.
-    """
-    perm = torch.as_tensor(flip_permutation(NUM_JOINTS), device=context.pose.device)
-    return ContextOutput(context.features[..., perm, :], mirror(context.pose), context.log_sigma_z[..., perm])
-
-
-def encode_windows(encoder: torch.nn.Module, inputs: torch.Tensor, flip_test: bool) -> ContextOutput:
-    """The encoder on windows [W, F, J, in_features]; with ``flip_test`` the mean of the outputs of the window and
-    of its mirror image, un-mirrored (the video evaluation of MixSTE / DiffPose).
-
-    f_ST, the pose and log sigma_z are all averaged, so that the features and the pose that centres H_K stay
-    consistent; training's stage 2 conditions on the same averaged outputs.
-    """
-    if not flip_test:
-        return encoder(inputs)
-    both = encoder(torch.cat([inputs, flip_windows(inputs)], 0))
-    w = inputs.shape[0]
-    plain = ContextOutput(*(t[:w] for t in both))
-    mirrored = unflip_context(ContextOutput(*(t[w:] for t in both)))
-    return ContextOutput(*(0.5 * (a + b) for a, b in zip(plain, mirrored)))
 
 
 def _group_windows(plan: WindowPlan, positions: int) -> list[np.ndarray]:
@@ -89,7 +60,7 @@ def sample_video(model, frames: FrameSet, num_samples: int, steps: int | None, s
     for group in _group_windows(plan, encoder_positions):
         idx = torch.from_numpy(plan.indices(group))  # [G, F]
         inputs = frames.inputs[idx].to(device)  # [G, F, J, in]
-        context = encode_windows(enc, inputs, flip_test)
+        context = encode_with_flip_test(enc, inputs, flip_test)
         take_w, take_p, take_t = [], [], []
         for gi, w in enumerate(group):
             owned, pos = plan.owned(int(w))

@@ -29,7 +29,7 @@ from ..training.checkpoint import data_sha256
 from ..training.losses import depth_nll_loss
 from ..training.step_noise import diffusion_noise
 from ..training.trainer import FrameStages, diffusion_batch_loss
-from .inference import encode_windows
+from ..models.flip_test import encode_with_flip_test
 
 VELOCITY_WEIGHT = 2.0      # MixSTE
 CONSISTENCY_WEIGHT = 0.5   # MixSTE
@@ -161,7 +161,7 @@ class VideoStages(FrameStages):
                                                                                batch_size)
             keep = valid.reshape(-1)
             with torch.no_grad():
-                ctx = encode_windows(model.encoder, batch.inputs.view(w, f, NUM_JOINTS, -1), self.flip_test)
+                ctx = encode_with_flip_test(model.encoder, batch.inputs.view(w, f, NUM_JOINTS, -1), self.flip_test)
                 ctx = type(ctx)(*(c.reshape(w * f, *c.shape[2:])[keep] for c in ctx))  # real frames only
                 part = batch.index(keep.nonzero().squeeze(1))
                 # drawn for the real frames of all the step's windows, then this rank's rows: any number of
