@@ -219,6 +219,7 @@ def run_one(rotation: int, seed: int, variant: str, overrides: dict, fit_kwargs:
         mlp.fit(train, steps=mlp_steps, batch_size=64)
         result["mlp_train_s"] = time.time() - t0
         result["mlp"] = _errors(_concat([mlp.predict(s) for s in test]), gt)
+        result["mlp_flip"] = _errors(_concat([mlp.predict(s, flip_test=True) for s in test]), gt)
     t0 = time.time()
     lifter = DiffPoseLifter(mode="frame", seed=seed, **overrides)
     history = lifter.fit(train, progress=False, **fit_kwargs)
@@ -244,7 +245,7 @@ VARIANTS: dict[str, dict] = {"default": {}}
 def summarise(runs: list[dict]) -> list[dict]:
     """Mean and std over seeds per (variant, rotation) and over rotations."""
     rows = []
-    keys = ("mlp", "context", "ddim5", "ddim1", "best_of_5")
+    keys = ("mlp", "mlp_flip", "context", "ddim5", "ddim1", "best_of_5")
     by = {}
     for r in runs:
         by.setdefault((r["variant"], r["rotation"]), []).append(r)

@@ -91,6 +91,9 @@ class LifterConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     flip_augment: bool = True
+    flip_test: bool = True                 # the encoder's outputs are averaged over each input and its mirror image
+    #                                        (models.flip_test) in stage 2 and at inference, both modes; predict's
+    #                                        flip_test overrides it at inference (docs/design.md "Flip test")
     loss_weighting: str = "x0"             # plain x0 loss, or Eq. 9 exactly (x0 loss weighted by w_k)
     train_hypotheses: int = 1              # sets i per training sample in the estimate of Eq. 9's sum
     z_nll_weight: float = 0.1              # weight of the encoder's depth-spread likelihood in stage 1
@@ -151,7 +154,7 @@ class LifterConfig:
             if not getattr(self, name) >= 0:
                 raise ValueError(f"LifterConfig: {name} must be >= 0, got {getattr(self, name)!r}")
         for name in ("encoder_joint_embedding", "denoiser_joint_embedding", "denoiser_2d_input", "flip_augment",
-                     "causal"):
+                     "flip_test", "causal"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"LifterConfig: {name} must be true or false, got {getattr(self, name)!r}")
         if self.context_folds > 1 and self.mode != "frame":
@@ -250,4 +253,6 @@ LEGACY_VALUES: dict[str, Any] = {
     "context_folds": 1,
     "calibration_fraction": 0.0,
     "hypothesis_smoothing": 0.0,
+    # frame models saved before it conditioned on the plain encoder; video models always used the flip test
+    "flip_test": lambda saved: saved.get("mode", "frame") == "video",
 }

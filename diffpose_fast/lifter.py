@@ -160,7 +160,7 @@ class DiffPoseLifter:
         if self.config.mode == "video":  # windows of config.frames frames (diffpose_fast.video.training)
             from .video.training import VideoStages
 
-            stages = VideoStages([s.num_frames for s in train])
+            stages = VideoStages([s.num_frames for s in train], flip_test=self.config.flip_test)
         trainer = Trainer(self.model, self.seed, self.device, progress, dist=dist, checkpoint_dir=checkpoint_dir,
                           checkpoint_every=checkpoint_every, stages=stages)
         history: dict[str, Any] = dict(trainer.fit(frames, c_steps, d_steps, bs, resume=ckpt, folds=folds))
@@ -233,7 +233,7 @@ class DiffPoseLifter:
                 heatmap_boxes=None, camera=None, num_samples: Optional[int] = None, steps: Optional[int] = None,
                 sampler: Optional[str] = None, backend: str = "auto", generator: Optional[torch.Generator] = None,
                 batch_size: Optional[int] = None, window_hop: Optional[int] = None,
-                flip_test: bool = True, smoothing: Optional[float] = None) -> LiftResult:
+                flip_test: Optional[bool] = None, smoothing: Optional[float] = None) -> LiftResult:
         """Lift 2D keypoints to 3D.
 
         Args:
@@ -248,9 +248,12 @@ class DiffPoseLifter:
             generator: torch.Generator for H_K and the hypotheses (None: one seeded with the lifter's seed,
                 so repeated calls give the same answer).
             batch_size: frames per forward pass (None: about 4096 hypotheses per pass).
-            window_hop, flip_test: mode="video" only: the hop between encoder windows (None: config.frames,
-                non-overlapping windows with the last aligned to the end; causal: 1) and the flip test-time
-                augmentation of the encoder (see docs/video.md).
+            window_hop: mode="video" only: the hop between encoder windows (None: config.frames,
+                non-overlapping windows with the last aligned to the end; causal: 1; see docs/video.md).
+            flip_test: the encoder's outputs averaged over the input and its mirror image (``models.flip_test``);
+                None: ``config.flip_test``, what stage 2 was trained on (on for new models; off for frame models
+                saved before it existed). Turning it off for a model trained with it (or on for one trained
+                without) gives its denoiser contexts it was not trained on.
             smoothing: time constant in frames of the low-pass on each hypothesis's offset from the encoder's pose
                 over the sequence (``inference.smoothing``; zero phase, causal for a causal video model); None:
                 ``config.smoothing_frames`` (on for mode "video", off for "frame"), 0: off. Ignored by "context".
@@ -280,7 +283,7 @@ class DiffPoseLifter:
             from .video.inference import sample_video
 
             samples = sample_video(self.model, frames, n_eff, steps, sampler, gen, backend, hop=window_hop,
-                                   flip_test=flip_test, batch_size=bs, device=self.device,
+                                   flip_test=self._flip_test(flip_test, "predict"), batch_size=bs, device=self.device,
                                    shared_noise=shared, return_context=smooth)  # [N, T, J, 3]
             if smooth:
                 samples, anchor = samples
@@ -290,7 +293,7 @@ class DiffPoseLifter:
                 part = frames.index(torch.arange(start, min(len(frames), start + bs))).to(self.device)
                 noise = None if shared is None else shared.expand(len(part))
                 out = self.model.sample(part, n_eff, steps, sampler, gen, backend, noise=noise,
-                                        return_context=smooth)   # with it, the encoder pose H_K is centred on
+                                        return_context=smooth, flip_test=self._flip_test(flip_test, "predict"))   # with it, the encoder pose H_K is centred on
                 if smooth:
                     out, pose = out
                     anchors.append(pose.float().cpu())
@@ -310,6 +313,14 @@ class DiffPoseLifter:
         """The smoothing time constant (frames) a call uses: its argument, else the config's."""
         check_smoothing(smoothing, f"{where}: smoothing")
         return self.config.smoothing_frames if smoothing is None else float(smoothing)
+
+    def _flip_test(self, flip_test: Optional[bool], where: str) -> bool:
+        """Whether a call averages the encoder over the mirror image: its argument, else the config's."""
+        if flip_test is None:
+            return self.config.flip_test
+        if not isinstance(flip_test, (bool, np.bool_)):
+            raise TypeError(f"{where}: flip_test must be True, False or None, got {flip_test!r}")
+        return bool(flip_test)
 
     def _result(self, samples: torch.Tensor, frames, seq: PoseSequence, as_tensor: bool) -> LiftResult:
         """The LiftResult of hypotheses samples [N, T, J, 3] (CPU float32) of ``seq`` (its FrameSet ``frames``)."""
@@ -362,14 +373,15 @@ class DiffPoseLifter:
 
     def stream(self, image_size, *, camera=None, num_samples: Optional[int] = None, steps: Optional[int] = None,
                sampler: Optional[str] = None, generator: Optional[torch.Generator] = None, backend: str = "auto",
-               flip_test: bool = True, smoothing: Optional[float] = None):
+               flip_test: Optional[bool] = None, smoothing: Optional[float] = None):
         """A live stream: ``stream.push(keypoints_2d [17, 2], confidence [17])`` lifts one new frame and returns
         what ``predict`` over the frames so far gives for it (frame models, and causal video models; with the
         default temporal_noise "shared"). See ``diffpose_fast.streaming``."""
         from .streaming import LiftStream
 
         return LiftStream(self, image_size, camera=camera, num_samples=num_samples, steps=steps, sampler=sampler,
-                          generator=generator, backend=backend, flip_test=flip_test, smoothing=smoothing)
+                          generator=generator, backend=backend, flip_test=self._flip_test(flip_test, "stream"),
+                          smoothing=smoothing)
 
     # ------------------------------------------------------------------------------------------ evaluate
     def evaluate(self, sequences: Sequence[PoseSequence], *, sampler: Optional[str] = None,

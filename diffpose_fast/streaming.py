@@ -38,7 +38,7 @@ class LiftStream:
 
     Args (as ``DiffPoseLifter.predict``): image_size (w, h) pixels; camera (a ``data.camera.Camera``: each result
     then carries its ``trajectory``); num_samples, steps, sampler; generator (None: one seeded with the lifter's
-    seed, as ``predict``); backend; flip_test (causal video models); smoothing (as ``predict``; the stream runs
+    seed, as ``predict``); backend; flip_test (as ``predict``, resolved by the lifter); smoothing (as ``predict``; the stream runs
     the filter's causal pass, which is what ``predict`` runs for a causal video model, so a frame model with
     smoothing on streams the causal version of its offline answer).
     """
@@ -110,7 +110,7 @@ class LiftStream:
             ctx = encode_with_flip_test(model.encoder, window, self.flip_test)
             context = type(ctx)(*(c[:, -1] for c in ctx))   # the newest frame sits last in its causal window
         h0, pose = model.sample(part, self.n_eff, self.steps, self.sampler, self.generator, self.backend,
-                                context=context, noise=noise, return_context=True)
+                                context=context, noise=noise, return_context=True, flip_test=self.flip_test)
         self.frames_seen += 1
         samples = h0.float().cpu().permute(1, 0, 2, 3).contiguous()   # [N, 1, J, 3]
         if self.sampler != "context" and self.smoothing > 0:

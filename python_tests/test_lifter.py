@@ -284,14 +284,14 @@ def test_a_second_fit_continues_training(data):
 
 
 def test_loads_a_folder_saved_before_joint_embeddings_and_folds(tmp_path, data):
-    """A model folder written before the joint embeddings, encoder dropout, 2D conditioning, folds and the depth
-    calibration existed (its config lacks those keys, its weights lack depth_sigma_scale) loads as the network it
+    """A model folder written before the joint embeddings, encoder dropout, 2D conditioning, folds, the flip test
+    and the depth calibration existed (its config lacks those keys, its weights lack depth_sigma_scale) loads as the network it
     was, not as today's defaults, and predicts what that network predicts."""
     from diffpose_fast.config import LEGACY_VALUES
     from diffpose_fast.persistence import save_folder
 
     old = DiffPoseLifter(seed=3, encoder_joint_embedding=False, denoiser_joint_embedding=False,
-                         denoiser_2d_input=False, encoder_dropout=0.0, **TINY)
+                         denoiser_2d_input=False, encoder_dropout=0.0, flip_test=False, **TINY)
     old.fit(data[0], context_steps=3, diffusion_steps=3, progress=False)
     config = {k: v for k, v in old.config.to_dict().items() if k not in LEGACY_VALUES}
     state = {k: v for k, v in old.model.state_dict().items() if k != "depth_sigma_scale"}

@@ -24,6 +24,7 @@ from ..distribution.noise import HKNoise, draw_hk_noise
 from ..models.context_frame import ContextOutput, FrameContextEncoder
 from ..models.context_video import VideoContextEncoder
 from ..models.denoiser import GCNAttentionDenoiser
+from ..models.flip_test import encode_with_flip_test
 from .reverse import gmm_backend, reverse_diffusion
 
 ENCODER_INPUT_FEATURES = 3  # normalised x, y and confidence
@@ -72,19 +73,23 @@ class DiffPoseModel(nn.Module):
         return [self.encoder, *self.extra_encoders]
 
     # ------------------------------------------------------------------------------------------- pieces
-    def encode(self, frames: FrameSet, fold: int = 0) -> ContextOutput:
-        """The outputs of encoder ``fold`` for ``frames``."""
-        return self.encoders[fold](frames.inputs)
+    def encode(self, frames: FrameSet, fold: int = 0, flip_test: bool | None = None) -> ContextOutput:
+        """The outputs of encoder ``fold`` for ``frames``; with the flip test (None: ``config.flip_test``) their
+        mean over each frame and its mirror image (``models.flip_test``)."""
+        flip = self.config.flip_test if flip_test is None else bool(flip_test)
+        return encode_with_flip_test(self.encoders[fold], frames.inputs, flip)
 
     def encode_out_of_fold(self, frames: FrameSet, folds: torch.Tensor) -> ContextOutput:
-        """Each frame's outputs from the encoder that did not train on it: folds [B] (fold of each frame)."""
+        """Each frame's outputs from the encoder that did not train on it: folds [B] (fold of each frame); the flip
+        test as ``config.flip_test`` (what training conditions on is what inference gives)."""
         if len(self.encoders) == 1:
             return self.encode(frames)
         parts: list[tuple[torch.Tensor, ContextOutput]] = []
         for k in range(len(self.encoders)):
             idx = torch.nonzero(folds == k).flatten()
             if idx.numel():
-                parts.append((idx, self.encoders[k](frames.inputs[idx.to(frames.inputs.device)])))
+                parts.append((idx, encode_with_flip_test(self.encoders[k], frames.inputs[idx.to(frames.inputs.device)],
+                                                         self.config.flip_test)))
         out = []
         for field in range(3):
             like = parts[0][1][field]
@@ -128,7 +133,7 @@ class DiffPoseModel(nn.Module):
     def sample(self, frames: FrameSet, num_samples: int, steps: int | None, sampler: str,
                generator: torch.Generator | None, backend: str = "auto",
                context: ContextOutput | None = None, noise: HKNoise | None = None,
-               return_context: bool = False):
+               return_context: bool = False, flip_test: bool | None = None):
         """N hypotheses per frame: [B, N, J, 3] root-relative metres (sampler "context": [B, 1, J, 3]).
 
         ``context``: the frames' encoder outputs when already computed (the video path encodes windows and
@@ -137,11 +142,12 @@ class DiffPoseModel(nn.Module):
         shared by all its frames; None: fresh draws per frame from ``generator``.
         ``return_context``: also return the encoders' pose [B, J, 3] (their mean when cross-fitted), what the
         "context" sampler answers, from the same encoder pass.
+        ``flip_test``: as ``encode`` (None: ``config.flip_test``); unused with a precomputed ``context``.
         """
         folds = len(self.encoders)
         if context is not None and folds > 1:
             raise ValueError("DiffPoseModel.sample: a precomputed context needs context_folds = 1")
-        contexts = [context] if context is not None else [self.encode(frames, k) for k in range(folds)]
+        contexts = [context] if context is not None else [self.encode(frames, k, flip_test) for k in range(folds)]
         pose = torch.stack([c.pose for c in contexts]).mean(0)   # the encoders alone (their mean when cross-fitted)
         if sampler == "context":
             return (pose[:, None], pose) if return_context else pose[:, None]
