@@ -293,6 +293,10 @@ def test_bad_input_raises_clear_errors():
     for seed in (-1, 1.5, True, "0"):
         with pytest.raises(ValueError, match="seed must be a non-negative int"):
             mocap_sequences([take], seed=seed)
+    for fps in (0.0, -30.0, float("nan"), float("inf"), None, "50", True):
+        with pytest.raises(ValueError, match=r"takes\[0\]\.fps must be a positive finite number.*got"):
+            mocap_sequences([MocapTake(take.poses_world, fps, "bad", {})], seed=0)
+    assert len(mocap_sequences([MocapTake(take.poses_world, np.float32(50), "ok", {})], seed=0)) == 1
     with pytest.raises(ValueError, match="Human3.6M has 4 cameras, got views=5"):
         MocapViewConfig(views=5)
     assert MocapViewConfig(cameras="random", views=5).views == 5

@@ -161,7 +161,13 @@ def mocap_sequences(takes: Sequence[MocapTake], seed: int,
         if poses.ndim != 3 or poses.shape[1:] != (NUM_JOINTS, 3) or not np.isfinite(poses).all():
             raise ValueError(f"mocap_sequences: takes[{t_index}].poses_world must be finite [T, 17, 3], "
                              f"got shape {poses.shape}")
-        length = max(1, int(round(config.clip_seconds * take.fps)))
+        fps = take.fps
+        if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(fps) or fps <= 0:
+            # a hand-built take: a zero or NaN rate would make every clip one frame long, or crash round()
+            raise ValueError(f"mocap_sequences: takes[{t_index}].fps must be a positive finite number of "
+                             f"frames per second, got {fps!r}")
+        length = max(1, int(round(config.clip_seconds * float(fps))))
         for c_index, (lo, hi) in enumerate(_clips(poses.shape[0], length)):
             rng = np.random.default_rng([int(seed), t_index, c_index])
             clip = _place(poses[lo:hi], rng, config.area_radius_m)
