@@ -118,40 +118,23 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _uncertainty(lifter, sequences, num_samples: int, steps: int) -> Optional[dict[str, Any]]:
-    """``uncertainty.uncertainty_report`` of DDIM's calibrated std on the held-out sequences (None without a
-    calibration: fit had too few frames to hold out)."""
-    from .uncertainty import uncertainty_report
-
-    if lifter.calibration is None:
-        return None
-    std, err = [], []
-    for seq in sequences:
-        res = lifter.predict(seq, sampler="ddim", num_samples=num_samples, steps=steps)
-        std.append(res.calibrated_std)
-        err.append(np.linalg.norm(res.poses_3d - seq.root_relative_poses(), axis=-1))
-    report = uncertainty_report(np.concatenate(std), np.concatenate(err))
-    return {"std": "calibrated", **{k: v for k, v in report.items() if k != "per_joint"}}
-
-
-def _evaluate(lifter, sequences, sampler: str, num_samples: int, steps: int, progress: bool) -> dict[str, Any]:
-    """Frame-weighted MPJPE / P-MPJPE over ``sequences`` with a progress bar per sequence."""
-    from tqdm.auto import tqdm
-
-    total: dict[str, float] = {"mpjpe_mm": 0.0, "p_mpjpe_mm": 0.0}
-    frames = 0
+def _evaluate(lifter, sequences, sampler: str, num_samples: int, steps: int) -> tuple[dict[str, Any], Optional[dict]]:
+    """One pass of ``lifter.evaluate`` over ``sequences``: the table row (frame-weighted MPJPE / P-MPJPE, time)
+    and ``uncertainty.uncertainty_report`` of the calibrated spread (None without a calibration: fit had too few
+    frames to hold out; the raw spread is not shown, as it is not in metres of error)."""
     start = time.perf_counter()
-    for seq in tqdm(sequences, desc=f"lifting held-out ({sampler})", disable=not progress, leave=False,
-                    dynamic_ncols=True):
-        rep = lifter.evaluate([seq], sampler=sampler, num_samples=num_samples,
-                              steps=steps if sampler == "ddim" else None)
-        for k in total:
-            total[k] += rep[k] * rep["frames"]
-        frames += rep["frames"]
+    rep = lifter.evaluate(sequences, sampler=sampler, num_samples=num_samples,
+                          steps=steps if sampler == "ddim" else None)
     seconds = time.perf_counter() - start
-    return {"sampler": sampler, "num_samples": 1 if sampler == "context" else num_samples,
-            "steps": steps if sampler == "ddim" else 0, "frames": frames,
-            **{k: v / frames for k, v in total.items()}, "seconds": seconds, "frames_per_s": frames / seconds}
+    row = {"sampler": sampler, "num_samples": 1 if sampler == "context" else num_samples,
+           "steps": steps if sampler == "ddim" else 0, "frames": rep["frames"], "mpjpe_mm": rep["mpjpe_mm"],
+           "p_mpjpe_mm": rep["p_mpjpe_mm"], "seconds": seconds, "frames_per_s": rep["frames"] / seconds}
+    uncertainty = rep.get("uncertainty")
+    if uncertainty is not None and uncertainty["std"] != "calibrated":
+        uncertainty = None
+    if uncertainty is not None:
+        uncertainty = {k: v for k, v in uncertainty.items() if k != "per_joint"}
+    return row, uncertainty
 
 
 def run_demo(out: str | os.PathLike = "diffpose_demo", settings: Optional[DemoSettings] = None, *,
@@ -195,12 +178,12 @@ def run_demo(out: str | os.PathLike = "diffpose_demo", settings: Optional[DemoSe
     lifter.save(model_dir)
     files["model"] = str(model_dir)
 
-    rows = [_evaluate(lifter, test, "context", s.num_samples, s.sampling_steps, progress),
-            _evaluate(lifter, test, "ddim", s.num_samples, s.sampling_steps, progress)]
+    context_row, _ = _evaluate(lifter, test, "context", s.num_samples, s.sampling_steps)
+    ddim_row, uncertainty = _evaluate(lifter, test, "ddim", s.num_samples, s.sampling_steps)
+    rows = [context_row, ddim_row]
     timings["evaluate"] = sum(r["seconds"] for r in rows)
     log(f"held-out errors (root-relative; {rows[0]['frames']} frames):")
     log(format_table(rows))
-    uncertainty = _uncertainty(lifter, test, s.num_samples, s.sampling_steps)
     if uncertainty is not None:
         from .protocols.report import uncertainty_line
 

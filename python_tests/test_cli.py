@@ -100,6 +100,28 @@ def test_demo_quick_end_to_end(demo):
     assert (np.abs(img - 255).sum(-1) > 30).mean() > 0.02
 
 
+def test_demo_table_is_the_saved_models_evaluation(demo):
+    """Each row is one ``evaluate`` pass of the saved model over the held-out set; the spread line is the calibrated
+    one (the quick demo holds out a calibration set) from that same DDIM pass."""
+    from diffpose_fast.demo import DemoSettings
+    from diffpose_fast.lifter import DiffPoseLifter
+
+    _, out, _ = demo
+    results = json.loads((out / "results.json").read_text())
+    s = DemoSettings.quick()
+    test = generate_sequences(s.test_sequences, s.test_frames, seed=s.test_seed)
+    lifter = DiffPoseLifter.load(out / "model")
+    assert lifter.calibration is not None
+    for row in results["rows"]:
+        rep = lifter.evaluate(test, sampler=row["sampler"], num_samples=s.num_samples,
+                              steps=s.sampling_steps if row["sampler"] == "ddim" else None)
+        assert row["frames"] == rep["frames"] == s.test_sequences * s.test_frames
+        assert row["mpjpe_mm"] == pytest.approx(rep["mpjpe_mm"], rel=1e-9)
+        assert row["p_mpjpe_mm"] == pytest.approx(rep["p_mpjpe_mm"], rel=1e-9)
+    assert results["uncertainty"]["std"] == "calibrated"
+    assert results["uncertainty"]["within_1std"] == pytest.approx(rep["uncertainty"]["within_1std"], rel=1e-9)
+
+
 # ------------------------------------------------------------------------------------------------ lift
 
 def test_lift_coco_json_two_tracks(tmp_path, capsys, demo, h36m_2d):
