@@ -40,7 +40,14 @@ _CHOICES = {
 SIZE_LIMITS = {"num_diffusion_steps": 10_000, "gmm_samples": 1 << 16, "gmm_max_iter": 10_000, "z_histogram_bins": 4096,
                "context_dim": 4096, "embed_dim": 4096, "denoiser_blocks": 64, "denoiser_heads": 64,
                "encoder_layers": 64, "encoder_heads": 64, "batch_size": 1 << 20, "train_hypotheses": 64,
-               "num_samples": 1000, "sampling_steps": 10_000, "frames": 10_000, "context_folds": 16}
+               "num_samples": 1000, "sampling_steps": 10_000, "frames": 10_000, "context_folds": 16,
+               "virtual_views": 16}
+
+
+def _check_size_limit(name: str, value: int) -> None:
+    if value > SIZE_LIMITS.get(name, value):
+        raise ValueError(f"LifterConfig: {name} must be at most {SIZE_LIMITS[name]} (a size limit checked "
+                         f"before anything is allocated), got {value}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +107,8 @@ class LifterConfig:
     calibration_fraction: float = 0.1      # share of the training frames fit() holds out (whole sequences) to
     #                                        calibrate the spread when no val is given; 0: no calibration
     context_folds: int = 1                 # K cross-fitted encoders (docs/design.md "Cross-fitting"); 1: the paper's
+    virtual_views: int = 0                 # fit() adds this many copies of each training sequence with a camera,
+    #                                        turned about the vertical and re-projected (data.virtual_views); 0: off
     # --- inference
     num_samples: int = 5                   # N
     sampler: str = "ddim"
@@ -125,13 +134,13 @@ class LifterConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"LifterConfig: {name} must be an int >= 1, got {value!r}")
-            if value > SIZE_LIMITS.get(name, value):
-                raise ValueError(f"LifterConfig: {name} must be at most {SIZE_LIMITS[name]} (a size limit checked "
-                                 f"before anything is allocated), got {value}")
-        for name in ("context_epochs", "diffusion_epochs", "context_min_steps", "diffusion_min_steps"):
+            _check_size_limit(name, value)
+        for name in ("context_epochs", "diffusion_epochs", "context_min_steps", "diffusion_min_steps",
+                     "virtual_views"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"LifterConfig: {name} must be an int >= 0, got {value!r}")
+            _check_size_limit(name, value)
         if not 1 <= self.gmm_components <= 9:
             raise ValueError(f"LifterConfig: gmm_components must be in 1..9 (the paper's range), "
                              f"got {self.gmm_components}")
@@ -251,6 +260,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "denoiser_joint_embedding": False,
     "denoiser_2d_input": False,
     "context_folds": 1,
+    "virtual_views": 0,
     "calibration_fraction": 0.0,
     "hypothesis_smoothing": 0.0,
     # frame models saved before it conditioned on the plain encoder; video models always used the flip test

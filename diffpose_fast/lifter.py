@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -114,7 +115,10 @@ class DiffPoseLifter:
         with the same arguments and data (see docs/training.md, ``training.distributed``).
 
         Args:
-            train: PoseSequences with poses_3d (metres, camera frame).
+            train: PoseSequences with poses_3d (metres, camera frame). With config.virtual_views = V > 0, each
+                sequence with a camera and absolute poses (``data.virtual_views.can_view``) is also trained on as
+                V more views, turned about the vertical and re-projected with its own detector errors (not the
+                sequences held out for calibration).
             val: optional sequences evaluated after training (``evaluate``'s report lands in history["val"]) and
                 used to calibrate the spread. Without val, fit holds out config.calibration_fraction (10 %) of the
                 training frames as whole sequences (``training.folds.calibration_split``; with one or two long
@@ -149,8 +153,9 @@ class DiffPoseLifter:
             self.model.to(self.device)
         bs = self.config.batch_size if batch_size is None else _positive_int(batch_size, "batch_size")
         train, held_out, cal_info = self._calibration_holdout(train, val)
-        frames = frames_from_sequences(train, self.config.default_confidence, require_poses=True)
         folds = assign_folds([s.num_frames for s in train], self.config.context_folds, self.seed)
+        train, folds = self._add_virtual_views(train, folds)   # after the hold-out: calibration sees real views
+        frames = frames_from_sequences(train, self.config.default_confidence, require_poses=True)
         cfg = self.config   # without steps: the epochs, and at least the minimum steps (small data, "Budget")
         c_steps = (max(steps_for(cfg.context_epochs, len(frames), bs), cfg.context_min_steps) if context_steps is None
                    else _positive_int(context_steps, "context_steps", minimum=0))
@@ -194,6 +199,25 @@ class DiffPoseLifter:
         else:
             self.calibrate_spread(held_out)
         cal_info["frames"] = self.calibration["spread"].frames
+
+    def _add_virtual_views(self, train: list[PoseSequence], folds: torch.Tensor):
+        """(train + config.virtual_views re-projected copies of each sequence that can have them, their frames'
+        folds): ``data.virtual_views``; a copy takes its source's fold, so cross-fitting never sees a view of a
+        sequence it predicts out of fold. Warns when no sequence can be re-seen."""
+        copies = self.config.virtual_views
+        if copies == 0:
+            return train, folds
+        from .data.virtual_views import virtual_views
+
+        extra, sources = virtual_views(train, copies, self.seed)
+        if not extra:
+            warnings.warn("fit: config.virtual_views is set but no training sequence has a camera, absolute "
+                          "camera-frame poses_3d and no heatmaps (data.virtual_views.can_view); training on the "
+                          "sequences as they are", stacklevel=3)
+            return train, folds
+        starts = np.cumsum([0] + [s.num_frames for s in train])
+        extra_folds = [folds[starts[i]:starts[i + 1]] for i in sources]
+        return list(train) + extra, torch.cat([folds, *extra_folds])
 
     def _calibration_holdout(self, train: list[PoseSequence], val):
         """(sequences to train on, sequences to calibrate on, history entry): ``fit``'s calibration slice."""
