@@ -80,3 +80,16 @@ def select_backend(op: str, requested: str, backends: Sequence[tuple[str, WhyNot
 def backend_reasons(backends: Sequence[tuple[str, WhyNot]], **inputs) -> dict[str, list]:
     """Every backend's reasons for these inputs (empty list: it can run). For reports and tests."""
     return {name: list(why_not(**inputs)) for name, why_not in backends}
+
+
+def compiling() -> bool:
+    """True while torch.compile traces. Ops then call their ``torch.library`` op, which the compiler sees as one
+    opaque node; eagerly they call their kernel directly, as the first call through the dispatcher costs seconds
+    (it loads the compiler stack), which every short-lived process (CLI, tests) would pay."""
+    import sys
+
+    if "torch._dynamo" not in sys.modules:   # it can only be tracing if dynamo is already imported
+        return False
+    import torch
+
+    return bool(torch.compiler.is_compiling())

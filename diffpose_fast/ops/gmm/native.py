@@ -17,6 +17,7 @@ import os
 import torch
 
 from ..._native import native_module, native_unavailable_reason
+from .._dispatch import compiling
 
 _DTYPES = {torch.float32: "float32", torch.float64: "float64"}
 # Kept in sync with csrc/gmm/gmm_math.cuh (kMaxComponents, kCudaMaxDim); build_info() reports the compiled values.
@@ -198,15 +199,7 @@ def fit(samples: torch.Tensor, resp0: torch.Tensor, reg_covar: torch.Tensor, cov
     _dtype_name(samples)
     reg = reg_covar.to(device=samples.device, dtype=samples.dtype).reshape(-1)
     op = _custom_op()  # registered (cheap) so torch.ops.diffpose_fast.em_fit exists for compiled code
-    if _compiling():
+    if compiling():
         return op(samples, resp0.to(samples.dtype), reg, full, int(max_iter), float(tol))
-    # Eagerly, call the kernel directly: the first call through the dispatcher costs seconds (it loads the
-    # compiler stack), which every short-lived process (CLI, tests) would pay.
     return _fit_impl(samples, resp0.to(samples.dtype), reg, full, int(max_iter), float(tol))
 
-
-def _compiling() -> bool:
-    """True while torch.compile traces; it can only be tracing if dynamo is already imported."""
-    import sys
-
-    return "torch._dynamo" in sys.modules and bool(torch.compiler.is_compiling())
