@@ -6,7 +6,8 @@ runs x0_hat = g(h_k, f_ST, k) through one of:
 - ``native``: the compiled module ``diffpose_fast_denoiser_native`` (csrc/denoiser): the whole
   network in one call; C++/OpenMP with AVX2 micro-kernels on float32 CPU tensors, one CUDA kernel (a thread
   block per pose, activations and A_hat in shared memory) on float32/bfloat16/float16 GPU tensors (float32
-  arithmetic).
+  arithmetic). The kernel call itself, ``native_forward``, reads no module: it takes the packed tensors and four
+  sizes, and is registered as ``torch.ops.diffpose_fast.denoiser_forward`` (what torch.compile sees).
 - ``torch``: torch ops with the constant work hoisted: merged neighbour/self GEMMs of every GraphConv
   ([W_n^T | W_s^T] in one product, A_hat applied to the first half), fused QKV, scaled_dot_product_attention,
   step embeddings f_D^k computed once per step and cached. Any device and dtype.
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..._native import DENOISER_ABI_VERSION, DENOISER_MODULE_NAME, load_denoiser
-from .._dispatch import select_backend
+from .._dispatch import compiling, select_backend
 
 NATIVE_MODULE = DENOISER_MODULE_NAME
 EXPECTED_ABI_VERSION = DENOISER_ABI_VERSION
@@ -74,7 +75,7 @@ class PackedWeights:
     norm_b: torch.Tensor
     w_out: torch.Tensor         # [C, 6] (torch) / panels (native)
     b_out: torch.Tensor
-    pointers: Optional[list] = None
+    native_order: Optional[list] = None   # native: every tensor above in the kernel's order (csrc/denoiser)
 
 
 class FusedDenoiser:
@@ -172,11 +173,10 @@ class FusedDenoiser:
         if native:
             order = ("ln1_g", "ln1_b", "gc1", "gc1_b", "gc2", "gc2_b", "ln2_g", "ln2_b", "qkv", "qkv_b", "proj",
                      "proj_b")
-            ptrs = [pw.adjacency.data_ptr(), pw.w_in.data_ptr(), pw.b_in.data_ptr()]
+            tensors = [pw.adjacency, pw.w_in, pw.b_in]
             for b in blocks:
-                ptrs += [b[name].data_ptr() for name in order]
-            ptrs += [pw.norm_g.data_ptr(), pw.norm_b.data_ptr(), pw.w_out.data_ptr(), pw.b_out.data_ptr()]
-            pw.pointers = ptrs
+                tensors += [b[name] for name in order]
+            pw.native_order = tensors + [pw.norm_g, pw.norm_b, pw.w_out, pw.b_out]
         return pw
 
     @torch.no_grad()
@@ -216,19 +216,11 @@ class FusedDenoiser:
     def _native(self, h, context, emb) -> torch.Tensor:
         m = self.model
         pw = self.packed(h.device, h.dtype, True)
-        h_ = h.contiguous()
-        ctx = context.to(h.dtype).contiguous()
-        emb = emb.to(h.dtype).contiguous()
-        out = _empty_like(h_)
-        B = h_.shape[0]
-        args = (h_.data_ptr(), ctx.data_ptr(), emb.data_ptr(), 0 if emb.ndim == 1 else m.hidden, out.data_ptr(), B,
-                m.num_joints, m.embed_dim, m.context_dim, m.hidden, m.blocks[0].attn.heads, m.residual, pw.pointers)
-        mod = native_module()
-        if h.is_cuda:
-            mod.denoiser_forward_cuda(*args, _CUDA_DTYPES[h.dtype], torch.cuda.current_stream(h.device).cuda_stream)
-        else:
-            mod.denoiser_forward_cpu(*args, _threads())
-        return out
+        dims = [m.embed_dim, m.context_dim, m.blocks[0].attn.heads, int(m.residual)]
+        args = (h.contiguous(), context.to(h.dtype).contiguous(), emb.to(h.dtype).contiguous(), pw.native_order, dims)
+        if compiling():   # one opaque node for torch.compile
+            return denoiser_forward_op(*args)
+        return native_forward(*args)
 
     def _torch(self, h, context, emb) -> torch.Tensor:
         m = self.model
@@ -253,6 +245,42 @@ class FusedDenoiser:
             x = x + torch.addmm(b["proj_b"], o, b["proj"]).view(B, J, C)
         out = gconv(F.layer_norm(x, (C,), pw.norm_g, pw.norm_b, m.norm.eps), pw.w_out, pw.b_out, 3)
         return h + out if m.residual else out
+
+
+def native_forward(h: torch.Tensor, context: torch.Tensor, emb: torch.Tensor, weights: list[torch.Tensor],
+                   dims: list[int]) -> torch.Tensor:
+    """The compiled network on packed weights: x0_hat [B, J, 3] from h [B, J, 3], context [B, J, Cc] and the step
+    embedding emb ([C] one step for all, or [B, C]), all contiguous, of h's dtype and device.
+
+    weights: ``PackedWeights.native_order`` (the blocks' count follows from its length); dims: [embed_dim E,
+    context_dim Cc, heads, residual (0 / 1)]; hidden C = E + Cc. No module is read here: this is the op
+    ``torch.ops.diffpose_fast.denoiser_forward`` runs.
+    """
+    B, J, _ = h.shape
+    embed_dim, context_dim, heads, residual = (int(d) for d in dims)
+    hidden = embed_dim + context_dim
+    out = _empty_like(h)
+    args = (h.data_ptr(), context.data_ptr(), emb.data_ptr(), 0 if emb.ndim == 1 else hidden, out.data_ptr(), B, J,
+            embed_dim, context_dim, hidden, heads, bool(residual), [w.data_ptr() for w in weights])
+    mod = native_module()
+    if h.is_cuda:
+        mod.denoiser_forward_cuda(*args, _CUDA_DTYPES[h.dtype], torch.cuda.current_stream(h.device).cuda_stream)
+    else:
+        mod.denoiser_forward_cpu(*args, _threads())
+    return out
+
+
+# Registered at import (about 7 ms), not on first use: torch.compile traces through a registering call and stops.
+@torch.library.custom_op("diffpose_fast::denoiser_forward", mutates_args=())
+def denoiser_forward_op(h: torch.Tensor, context: torch.Tensor, emb: torch.Tensor, weights: list[torch.Tensor],
+                        dims: list[int]) -> torch.Tensor:
+    """``torch.ops.diffpose_fast.denoiser_forward``: ``native_forward`` as one opaque op for the compiler."""
+    return native_forward(h, context, emb, weights, dims)
+
+
+@denoiser_forward_op.register_fake
+def _(h, context, emb, weights, dims):
+    return torch.empty_like(h)
 
 
 def _threads() -> int:
