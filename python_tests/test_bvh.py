@@ -307,6 +307,11 @@ def test_units_are_detected_or_given(tmp_path):
         np.testing.assert_allclose(load_bvh(path).poses_world, expect, rtol=0, atol=1e-12)
         np.testing.assert_allclose(load_bvh(path, units=unit).poses_world, expect, rtol=0, atol=1e-12)
     np.testing.assert_allclose(load_bvh(cm_path, units="in").poses_world, expect * 2.54, rtol=0, atol=1e-12)
+    inches, _, _ = _cmu_case(tmp_path, name="inches", frames=frames, seed=3, scale=1 / 2.54)   # an adult in inches
+    with pytest.warns(UserWarning, match=r"inches\.bvh: the skeleton is .* read as centimetres .* units='in'"):
+        read_as_cm = load_bvh(inches).poses_world
+    np.testing.assert_allclose(read_as_cm, expect / 2.54, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(load_bvh(inches, units="in").poses_world, expect, rtol=0, atol=1e-12)
     tiny, _, _ = _cmu_case(tmp_path, name="tiny", frames=frames, seed=3, scale=0.001)  # 1.7 mm tall
     with pytest.raises(BVHError, match="cannot tell the units") as info:
         load_bvh(tiny)

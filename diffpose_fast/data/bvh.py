@@ -15,7 +15,8 @@ Conventions of the file format, as this reader applies them:
 * End Sites become leaves named ``"<parent>/End"``.
 * Units: ``units="auto"`` reads the size of the rest skeleton (its largest joint-to-joint distance): 0.5-3 is
   metres, 50-300 centimetres, 500-3000 millimetres; anything else must be given (``"m"``, ``"cm"``, ``"mm"``,
-  ``"in"``). BVH is Y up; ``up_axis="z"`` for files that are Z up.
+  ``"in"``). Inches cannot be told from centimetres by size (an adult is 60-80 in): a skeleton of 50-100 units
+  read as centimetres gets a warning saying so. BVH is Y up; ``up_axis="z"`` for files that are Z up.
 
 Mapping to Human3.6M-17 (``H36M_CANDIDATES``). Names are compared after ``normalize_joint_name`` (lower case,
 namespace such as ``mixamorig:`` and prefixes ``DEF-``, ``ORG-``, ``Bip01`` removed, separators dropped), so
@@ -49,6 +50,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import warnings
 from typing import Mapping, Optional
 
 import numpy as np
@@ -60,6 +62,7 @@ __all__ = ["BVHError", "BvhMotion", "MocapTake", "H36M_CANDIDATES", "parse_bvh",
            "resample_poses", "detect_units"]
 
 UNIT_SCALES = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254}
+_INCH_DOUBT = 100.0   # units="auto": a skeleton under this many file units read as cm is warned about (inches?)
 # Distances as a fraction of the torso length |Thorax - Hip|, from the Human3.6M average skeleton
 # (thorax -> neck/nose 0.115 m, neck/nose -> head top 0.115 m, pelvis -> thorax 0.49 m).
 NOSE_FRACTION = 0.235
@@ -431,6 +434,12 @@ def detect_units(bvh: BvhMotion, translation: str = "replace") -> str:
     extent = float(np.max(np.linalg.norm(pts[:, None] - pts[None], axis=-1)))
     for unit, (lo, hi) in (("m", (0.5, 3.0)), ("cm", (50.0, 300.0)), ("mm", (500.0, 3000.0))):
         if lo <= extent <= hi:
+            if unit == "cm" and extent < _INCH_DOUBT:
+                # an adult in inches (60-80 units tall) falls in the centimetre range as a 0.6-0.8 m body
+                warnings.warn(f"{bvh.source}: the skeleton is {extent:.4g} file units end to end, read as "
+                              f"centimetres ({extent / 100:.2f} m); an adult in inches would be {extent * 0.0254:.2f} "
+                              "m: pass units='in' if the file is in inches, units='cm' to keep this reading",
+                              stacklevel=3)
             return unit
     raise BVHError(f"{bvh.source}: cannot tell the units from the skeleton's size ({extent:.4g} file units from "
                    "end to end); pass units='m', 'cm', 'mm' or 'in'")
